@@ -1,0 +1,21 @@
+# Decides DSV4_CUDA_ENABLED. AUTO turns CUDA on when nvcc is found (CI has nvcc, no GPU).
+# Only sm_90a is built (Hopper; wgmma/setmaxnreg need the 'a' target, see HOPPER.md).
+set(DSV4_CUDA_ENABLED OFF)
+if(NOT DSV4_CUDA STREQUAL "OFF")
+    if(NOT CMAKE_CUDA_COMPILER AND EXISTS /usr/local/cuda/bin/nvcc)
+        set(CMAKE_CUDA_COMPILER /usr/local/cuda/bin/nvcc)
+    endif()
+    include(CheckLanguage)
+    check_language(CUDA)
+    if(CMAKE_CUDA_COMPILER)
+        enable_language(CUDA)
+        set(DSV4_CUDA_ENABLED ON)
+        set(CMAKE_CUDA_STANDARD 17)  # CMake 3.25 knows no CUDA20 for nvcc; device code needs only C++17
+        set(CMAKE_CUDA_STANDARD_REQUIRED ON)
+        set(CMAKE_CUDA_ARCHITECTURES 90a)
+        find_package(CUDAToolkit REQUIRED)
+    elseif(DSV4_CUDA STREQUAL "ON")
+        message(FATAL_ERROR "DSV4_CUDA=ON but no CUDA compiler was found (looked for /usr/local/cuda/bin/nvcc)")
+    endif()
+endif()
+message(STATUS "dsv4: CUDA backend ${DSV4_CUDA_ENABLED}")

@@ -1,0 +1,67 @@
+// Model: a loaded DeepSeek V4 checkpoint and its forward pass over one sequence's new tokens.
+// The forward pass follows HF DeepseekV4ForCausalLM (spec §2); the CPU reference is tested against HF
+// golden files (tests/model/test_golden.cpp) and against itself in prefill/decode/chunked splits.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+#include "format/config.h"
+
+namespace dsv4 {
+
+class Weights;
+struct SeqState;   // per-sequence decode state (window rings, compressor buffers, compressed KV, indexer keys)
+
+struct LoadOptions {
+    std::string backend = "cpu";  // "cpu" | "cuda"
+    bool verbose = true;          // progress on stderr
+};
+
+class Model {
+public:
+    static Result<std::unique_ptr<Model>> load(const std::string& dir, const LoadOptions& opts = {});
+    ~Model();
+
+    const Dsv4Config& config() const { return cfg_; }
+    const Weights& weights() const { return *weights_; }
+
+    // A fresh, empty state for one sequence (position 0).
+    std::unique_ptr<SeqState> new_state() const;
+    // Number of tokens already consumed by a state.
+    static int64_t n_past(const SeqState& st);
+    // Deep copy of a state (prefix caching, speculative rollback).
+    static std::unique_ptr<SeqState> clone_state(const SeqState& st);
+
+    // Feeds `ids` (the next tokens of the sequence, at positions n_past .. n_past+n-1), updates the state,
+    // and writes logits [n, vocab] for every new position when all_logits, else [1, vocab] for the last.
+    Status forward(SeqState& st, std::span<const int32_t> ids, std::vector<float>& logits,
+                   bool all_logits = false) const;
+
+    // Debug taps for golden tests: when set, forward() stores per-layer tensors keyed like the golden
+    // files ("hidden.embed", "hidden.3", "attn.3", "mlp.3"), each [n, ...] f32 for this call's tokens.
+    struct Taps;
+    void set_taps(Taps* taps) { taps_ = taps; }
+
+private:
+    Model() = default;
+    Dsv4Config cfg_;
+    std::unique_ptr<Weights> weights_;
+    Taps* taps_ = nullptr;
+};
+
+struct Model::Taps {
+    std::vector<std::pair<std::string, std::vector<float>>> tensors;
+    void put(const std::string& key, const float* data, int64_t n) { tensors.emplace_back(key, std::vector<float>(data, data + n)); }
+    const std::vector<float>* get(const std::string& key) const {
+        for (auto& kv : tensors)
+            if (kv.first == key) return &kv.second;
+        return nullptr;
+    }
+};
+
+}  // namespace dsv4

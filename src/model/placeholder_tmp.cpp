@@ -1,0 +1,2 @@
+// placeholder so the library has a source; removed when the layer has code
+namespace dsv4 { void placeholder_model() {} }
