@@ -24,8 +24,11 @@ static_assert(std::size(kInfo) == size_t(DType::count), "name every dtype");
 const float kE2m1Values[16] = {0.0f, 0.5f, 1.0f, 1.5f, 2.0f, 3.0f, 4.0f, 6.0f,
                                -0.0f, -0.5f, -1.0f, -1.5f, -2.0f, -3.0f, -4.0f, -6.0f};
 
-const char* dtype_name(DType t) { return kInfo[int(t)].name; }
-const char* dtype_safetensors_name(DType t) { return kInfo[int(t)].st_name; }
+// The range checks keep a corrupt enum value (and g++'s -Warray-bounds on DType::count) from indexing past kInfo.
+const char* dtype_name(DType t) { return size_t(t) < std::size(kInfo) ? kInfo[size_t(t)].name : "invalid"; }
+const char* dtype_safetensors_name(DType t) {
+    return size_t(t) < std::size(kInfo) ? kInfo[size_t(t)].st_name : "invalid";
+}
 
 std::optional<DType> dtype_from_safetensors(std::string_view s) {
     if (s == "F8_E8M0FNU") return DType::f8_e8m0;  // alias seen in some writers
@@ -146,6 +149,22 @@ void convert_to_f32(DType t, const void* src, float* dst, int64_t n) {
         }
         case DType::i32: {
             auto* s = static_cast<const int32_t*>(src);
+            for (int64_t i = 0; i < n; ++i) dst[i] = float(s[i]);
+            return;
+        }
+        case DType::i16: {
+            auto* s = static_cast<const int16_t*>(src);
+            for (int64_t i = 0; i < n; ++i) dst[i] = float(s[i]);
+            return;
+        }
+        case DType::i8: {
+            auto* s = static_cast<const int8_t*>(src);
+            for (int64_t i = 0; i < n; ++i) dst[i] = float(s[i]);
+            return;
+        }
+        case DType::u8:
+        case DType::boolean: {
+            auto* s = static_cast<const uint8_t*>(src);
             for (int64_t i = 0; i < n; ++i) dst[i] = float(s[i]);
             return;
         }

@@ -21,6 +21,8 @@ struct RopeParams {
     double original_max_position_embeddings = 0.0;
     double beta_fast = 32.0;
     double beta_slow = 1.0;
+
+    bool operator==(const RopeParams&) const = default;
 };
 
 struct Dsv4Config {
@@ -66,9 +68,13 @@ struct Dsv4Config {
 
     // quantization_config (issue 5): empty quant_method means a non-quantized checkpoint.
     std::string quant_method;             // "fp8"
+    std::string quant_fmt;                // "e4m3"
     std::string scale_fmt;                // "ue8m0"
     std::vector<int> weight_block_size;   // [128, 128]
+    std::string activation_scheme;        // "dynamic"
     std::string expert_dtype;             // "fp4" | "fp8" | ""
+
+    bool operator==(const Dsv4Config&) const = default;   // field by field (round-trip tests)
 
     AttnKind attn_kind(int il) const {
         int m = compress_ratios[il];

@@ -11,11 +11,12 @@
 
 #include "core/status.h"
 #include "format/config.h"
+#include "model/state.h"
 
 namespace dsv4 {
 
 class Weights;
-struct SeqState;   // per-sequence decode state (window rings, compressor buffers, compressed KV, indexer keys)
+// SeqState (model/state.h): per-sequence decode state (window rings, compressor buffers, compressed KV, index keys)
 
 struct LoadOptions {
     std::string backend = "cpu";  // "cpu" | "cuda"
@@ -52,6 +53,7 @@ private:
     Dsv4Config cfg_;
     std::unique_ptr<Weights> weights_;
     Taps* taps_ = nullptr;
+    std::vector<float> inv_main_, inv_compress_;   // RoPE tables of SWA and CSA/HCA layers
 };
 
 struct Model::Taps {
