@@ -14,7 +14,7 @@ void sink_attention(const float* q, int64_t n, int64_t H, int64_t d, const float
                     int64_t max_keys, const WeightRef& sink, float scale, float* out) {
     std::vector<float> sinks(static_cast<size_t>(H));
     sink.row_to_f32(0, sinks.data());
-#pragma omp parallel for collapse(2) schedule(static)
+#pragma omp parallel for collapse(2) schedule(static) if (n * H * max_keys * d >= (1 << 18))
     for (int64_t t = 0; t < n; ++t) {
         for (int64_t h = 0; h < H; ++h) {
             const float* qh = q + (t * H + h) * d;
@@ -60,7 +60,7 @@ void compress_pool(const float* a, const float* z, int64_t slots, int64_t lda, i
 
 void indexer_scores(const float* qi, const float* w, int64_t n, int64_t Hi, int64_t di, const float* keys,
                     int64_t n_keys, const int64_t* n_avail, float* scores) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n * n_keys * Hi * di >= (1 << 18))
     for (int64_t t = 0; t < n; ++t) {
         for (int64_t s = 0; s < n_keys; ++s) {
             if (s >= n_avail[t]) {

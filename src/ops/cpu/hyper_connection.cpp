@@ -40,7 +40,7 @@ void hc_pre(const float* X, int64_t n, int64_t hc, int64_t D, const WeightRef& f
     DSV4_ASSERT(fn.n_rows == M && fn.n_cols == hc * D, "hc fn shape [{}, {}]", fn.n_rows, fn.n_cols);
     const std::vector<float> fnv = to_f32(fn), bv = to_f32(base), sv = to_f32(scale);
     const float eps = float(hc_eps);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n * M * hc * D >= (1 << 20))
     for (int64_t t = 0; t < n; ++t) {
         const float* Xt = X + t * hc * D;
         std::vector<float> mu(static_cast<size_t>(M)), pre(static_cast<size_t>(hc));
@@ -88,7 +88,7 @@ void hc_pre(const float* X, int64_t n, int64_t hc, int64_t D, const WeightRef& f
 
 void hc_post(const float* X, const float* F, const float* post, const float* comb, int64_t n, int64_t hc,
              int64_t D, float* Xout) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n * hc * hc * D >= (1 << 18))
     for (int64_t t = 0; t < n; ++t) {
         const float* Xt = X + t * hc * D;
         const float* P = comb + t * hc * hc;
@@ -108,7 +108,7 @@ void hc_head(const float* X, int64_t n, int64_t hc, int64_t D, const WeightRef& 
              const WeightRef& scale, double hc_eps, double norm_eps, float* z) {
     DSV4_ASSERT(fn.n_rows == hc && fn.n_cols == hc * D, "hc_head fn shape [{}, {}]", fn.n_rows, fn.n_cols);
     const std::vector<float> fnv = to_f32(fn), bv = to_f32(base), sv = to_f32(scale);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n * hc * hc * D >= (1 << 18))
     for (int64_t t = 0; t < n; ++t) {
         const float* Xt = X + t * hc * D;
         std::vector<float> mu(static_cast<size_t>(hc));

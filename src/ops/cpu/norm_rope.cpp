@@ -15,7 +15,7 @@ void rms_norm(const float* x, int64_t rows, int64_t d, const WeightRef* w, doubl
         wv.resize(size_t(d));
         w->row_to_f32(0, wv.data());
     }
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (rows * d >= (1 << 18))
     for (int64_t r = 0; r < rows; ++r) {
         const float* xr = x + r * d;
         float* o = out + r * d;
@@ -28,7 +28,7 @@ void rms_norm(const float* x, int64_t rows, int64_t d, const WeightRef* w, doubl
 
 void rope(float* x, int64_t rows, int64_t heads, int64_t head_stride, int64_t off, int64_t n_pairs,
           const int64_t* pos, const float* inv_freq, bool inverse) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (rows * heads * n_pairs >= (1 << 16))
     for (int64_t r = 0; r < rows; ++r) {
         for (int64_t i = 0; i < n_pairs; ++i) {
             float angle = float(pos[r]) * inv_freq[i];  // fp32 product, as HF's fp32 matmul
