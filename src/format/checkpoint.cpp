@@ -67,8 +67,8 @@ Result<Checkpoint> Checkpoint::open(const std::string& path) {
             std::set<std::string> files;
             for (const auto& [name, file] : weight_map) {
                 if (files.insert(file).second && !fs::is_regular_file(p / file, ec))
-                    return error("{}: shard '{}' (holding tensor '{}') does not exist in {}", kIndexName, file,
-                                 name, path);
+                    return error("{}: shard '{}' (holding tensor '{}') does not exist in {}", kIndexName,
+                                 file, name, path);
             }
             for (const auto& file : files) {
                 shard_keys.push_back(file);
@@ -76,9 +76,16 @@ Result<Checkpoint> Checkpoint::open(const std::string& path) {
             }
         } else {
             for (const auto& e : fs::directory_iterator(p, ec)) {
-                if (e.is_regular_file() && e.path().extension() == ".safetensors") shard_paths.push_back(e.path());
+                if (e.is_regular_file() && e.path().extension() == ".safetensors")
+                    shard_paths.push_back(e.path());
             }
             if (ec) return error("{}: cannot list directory: {}", path, ec.message());
+            // Without an index, model*.safetensors are the weights when present (HF names its shards
+            // model-0000k-of-0000n); other .safetensors files beside them (e.g. golden activations) are not.
+            std::vector<fs::path> model_files;
+            for (const auto& sp : shard_paths)
+                if (sp.filename().string().rfind("model", 0) == 0) model_files.push_back(sp);
+            if (!model_files.empty()) shard_paths = model_files;
             std::sort(shard_paths.begin(), shard_paths.end());
             if (shard_paths.empty())
                 return error("{}: no model.safetensors.index.json and no *.safetensors files", path);
@@ -105,8 +112,8 @@ Result<Checkpoint> Checkpoint::open(const std::string& path) {
     for (const auto& [name, file] : weight_map) {
         const SafetensorsFile& f = *ck.files_[file_of.at(file)];
         if (!f.find(name))
-            return error("{}: tensor '{}' is listed in shard '{}', but that shard does not hold it", kIndexName,
-                         name, file);
+            return error("{}: tensor '{}' is listed in shard '{}', but that shard does not hold it",
+                         kIndexName, name, file);
     }
     return ck;
 }
