@@ -12,6 +12,13 @@
 
 namespace dsv4::testing {
 
+inline LoadOptions quiet_cpu() {
+    LoadOptions o;
+    o.backend = "cpu";
+    o.verbose = false;
+    return o;
+}
+
 // Writes (once) and returns the directory of a random checkpoint of `cfg`.
 inline std::string tiny_checkpoint_dir(const std::string& name, const Dsv4Config& cfg, bool hf_names = false) {
     std::string dir = (std::filesystem::temp_directory_path() / ("dsv4_test_" + name)).string();

@@ -14,7 +14,7 @@ class Consistency : public ::testing::Test {
 protected:
     static void SetUpTestSuite() {
         std::string dir = testing::tiny_checkpoint_dir("consistency", tiny_config());
-        auto m = Model::load(dir, {"cpu", false});
+        auto m = Model::load(dir, testing::quiet_cpu());
         ASSERT_TRUE(m.is_ok()) << m.message();
         model_ = std::move(m).value().release();
         ids_ = testing::random_ids(kT, model_->config().vocab_size, 7);

@@ -37,7 +37,7 @@ class GoldenTest : public ::testing::TestWithParam<std::string> {
 protected:
     void SetUp() override {
         dir_ = std::string(DSV4_FIXTURES_DIR) + "/" + GetParam();
-        auto m = Model::load(dir_, {"cpu", false});
+        auto m = Model::load(dir_, testing::quiet_cpu());
         ASSERT_TRUE(m.is_ok()) << m.message();
         model_ = std::move(m).value();
         auto g = SafetensorsFile::open(dir_ + "/golden.safetensors");
