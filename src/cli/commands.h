@@ -13,5 +13,10 @@ void add_cmd_make_tiny(CLI::App& app);
 void add_cmd_logits(CLI::App& app);
 void add_cmd_generate(CLI::App& app);
 void add_cmd_info(CLI::App& app);
+void add_cmd_quantize(CLI::App& app);
+void add_cmd_tokenize(CLI::App& app);
+void add_cmd_serve(CLI::App& app);
+void add_cmd_chat(CLI::App& app);
+void add_cmd_bench(CLI::App& app);
 
 }  // namespace dsv4::cli

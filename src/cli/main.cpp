@@ -18,6 +18,11 @@ int main(int argc, char** argv) {
     dsv4::cli::add_cmd_logits(app);
     dsv4::cli::add_cmd_generate(app);
     dsv4::cli::add_cmd_info(app);
+    dsv4::cli::add_cmd_quantize(app);
+    dsv4::cli::add_cmd_tokenize(app);
+    dsv4::cli::add_cmd_serve(app);
+    dsv4::cli::add_cmd_chat(app);
+    dsv4::cli::add_cmd_bench(app);
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {

@@ -138,11 +138,13 @@ Status parse_rope(const json& root, Dsv4Config& c) {
     c.rope_compress.rope_theta = 160000.0;  // released value for Flash and Pro (spec §1.1, §14 item 7)
     DSV4_TRY(get(root, "rope_theta", c.rope_main.rope_theta));
     DSV4_TRY(get(root, "compress_rope_theta", c.rope_compress.rope_theta));
-    if (const json* rs = find(root, "rope_scaling")) DSV4_TRY(parse_rope_table(*rs, "rope_scaling", false, c.rope_compress));
+    if (const json* rs = find(root, "rope_scaling"))
+        DSV4_TRY(parse_rope_table(*rs, "rope_scaling", false, c.rope_compress));
     if (const json* rp = find(root, "rope_parameters")) {
         if (!rp->is_object()) return error("'rope_parameters' must be an object, found {}", rp->dump());
         if (rp->contains("main") || rp->contains("compress")) {
-            if (const json* m = find(*rp, "main")) DSV4_TRY(parse_rope_table(*m, "rope_parameters.main", true, c.rope_main));
+            if (const json* m = find(*rp, "main"))
+                DSV4_TRY(parse_rope_table(*m, "rope_parameters.main", true, c.rope_main));
             if (const json* m = find(*rp, "compress"))
                 DSV4_TRY(parse_rope_table(*m, "rope_parameters.compress", true, c.rope_compress));
         } else {
@@ -175,8 +177,8 @@ Status parse_rope_dim(const json& root, Dsv4Config& c) {
     for (const auto& [where, f] : factors) {
         double d = c.head_dim * f;
         if (!(d > 0.0) || d != std::floor(d))
-            return error("'{}' = {} times head_dim {} is not a positive whole number of rotary dims", where, f,
-                         c.head_dim);
+            return error("'{}' = {} times head_dim {} is not a positive whole number of rotary dims", where,
+                         f, c.head_dim);
         dims.emplace_back(where, int(d));
     }
     if (const json* v = find(root, "qk_rope_head_dim")) {
@@ -189,7 +191,8 @@ Status parse_rope_dim(const json& root, Dsv4Config& c) {
     }
     for (const auto& [where, d] : dims) {
         if (d != c.qk_rope_head_dim)
-            return error("'{}' gives {} rotary dims but '{}' gives {}", where, d, dims[0].first, dims[0].second);
+            return error("'{}' gives {} rotary dims but '{}' gives {}", where, d, dims[0].first,
+                         dims[0].second);
     }
     return Status::ok();
 }
@@ -209,7 +212,8 @@ Status parse_layer_schedule(const json& root, Dsv4Config& c) {
                 DSV4_TRY(to_int(v, where, hca_rate));
                 hca_from_rates = true;
             } else {
-                return error("'compress_rates' has unknown layer type '{}' (expected {} or {})", k, kCsa, kHca);
+                return error("'compress_rates' has unknown layer type '{}' (expected {} or {})", k, kCsa,
+                             kHca);
             }
         }
     }
@@ -218,58 +222,69 @@ Status parse_layer_schedule(const json& root, Dsv4Config& c) {
         int legacy = 0;
         DSV4_TRY(to_int(*v, "compress_rate_hca", legacy));
         if (hca_from_rates && legacy != hca_rate)
-            return error("'compress_rate_hca' = {} disagrees with compress_rates.{} = {}", legacy, kHca, hca_rate);
+            return error("'compress_rate_hca' = {} disagrees with compress_rates.{} = {}", legacy, kHca,
+                         hca_rate);
         hca_rate = legacy;
     }
     if (csa_rate != 4)
-        return error("CSA compress ratio must be 4 (the overlapping compressor and the indexer assume it), "
-                     "found {}",
-                     csa_rate);
+        return error(
+            "CSA compress ratio must be 4 (the overlapping compressor and the indexer assume it), "
+            "found {}",
+            csa_rate);
     if (hca_rate < 2 || hca_rate == 4)
         return error("HCA compress ratio must be >= 2 and not 4, found {}", hca_rate);
 
     const json* lt = find(root, "layer_types");
     const json* ratios = find(root, "compress_ratios");
     if (!lt && !ratios)
-        return error("neither 'layer_types' nor 'compress_ratios' is given; refusing to guess the layer schedule "
-                     "(HF's default is shifted by one against the released Pro schedule, spec §1.2)");
+        return error(
+            "neither 'layer_types' nor 'compress_ratios' is given; refusing to guess the layer schedule "
+            "(HF's default is shifted by one against the released Pro schedule, spec §1.2)");
 
     std::vector<int> from_types, from_ratios;
     if (lt) {
         if (!lt->is_array()) return error("'layer_types' must be a list, found {}", lt->type_name());
         if (int(lt->size()) != n_layers)
-            return error("'layer_types' has {} entries, expected num_hidden_layers = {}", lt->size(), n_layers);
+            return error("'layer_types' has {} entries, expected num_hidden_layers = {}", lt->size(),
+                         n_layers);
         for (size_t il = 0; il < lt->size(); ++il) {
             const json& t = (*lt)[il];
             std::string s = t.is_string() ? t.get<std::string>() : t.dump();
-            if (s == kSwa) from_types.push_back(0);
-            else if (s == kCsa) from_types.push_back(csa_rate);
-            else if (s == kHca) from_types.push_back(hca_rate);
+            if (s == kSwa)
+                from_types.push_back(0);
+            else if (s == kCsa)
+                from_types.push_back(csa_rate);
+            else if (s == kHca)
+                from_types.push_back(hca_rate);
             else
                 return error("layer_types[{}] = '{}' is not one of {}, {}, {}", il, s, kSwa, kCsa, kHca);
         }
     }
     c.mtp_compress_ratio = 0;  // HF keeps no MTP entry; the MTP block is SWA in both released models
     if (ratios) {
-        if (!ratios->is_array()) return error("'compress_ratios' must be a list, found {}", ratios->type_name());
+        if (!ratios->is_array())
+            return error("'compress_ratios' must be a list, found {}", ratios->type_name());
         const int n = int(ratios->size());
         if (n != n_layers + 1 && n != n_layers)
-            return error("'compress_ratios' has {} entries, expected num_hidden_layers + 1 = {} (last = MTP) "
-                         "or num_hidden_layers = {}",
-                         n, n_layers + 1, n_layers);
+            return error(
+                "'compress_ratios' has {} entries, expected num_hidden_layers + 1 = {} (last = MTP) "
+                "or num_hidden_layers = {}",
+                n, n_layers + 1, n_layers);
         for (int il = 0; il < n; ++il) {
             int m = 0;
             DSV4_TRY(to_int((*ratios)[il], fmt::format("compress_ratios[{}]", il), m));
             if (m == 128) m = hca_rate;  // HF's legacy fold: 128 means "the HCA ratio"
-            if (il < n_layers) from_ratios.push_back(m);
-            else c.mtp_compress_ratio = m;
+            if (il < n_layers)
+                from_ratios.push_back(m);
+            else
+                c.mtp_compress_ratio = m;
         }
     }
     if (lt && ratios) {
         for (int il = 0; il < n_layers; ++il) {
             if (from_types[il] != from_ratios[il])
-                return error("layer {}: layer_types gives ratio {} but compress_ratios gives {}", il, from_types[il],
-                             from_ratios[il]);
+                return error("layer {}: layer_types gives ratio {} but compress_ratios gives {}", il,
+                             from_types[il], from_ratios[il]);
         }
     }
     c.compress_ratios = lt ? from_types : from_ratios;
@@ -310,14 +325,16 @@ Status parse_mlp_schedule(const json& root, Dsv4Config& c) {
             int given = 0;
             DSV4_TRY(to_int(*nh, "num_hash_layers", given));
             if (given != n_hash)
-                return error("'num_hash_layers' = {} but mlp_layer_types has {} hash_moe layers", given, n_hash);
+                return error("'num_hash_layers' = {} but mlp_layer_types has {} hash_moe layers", given,
+                             n_hash);
         }
         c.num_hash_layers = n_hash;
         return Status::ok();
     }
     DSV4_TRY(get(root, "num_hash_layers", c.num_hash_layers));
     if (c.num_hash_layers < 0 || c.num_hash_layers > n_layers)
-        return error("'num_hash_layers' = {} must be in [0, num_hidden_layers = {}]", c.num_hash_layers, n_layers);
+        return error("'num_hash_layers' = {} must be in [0, num_hidden_layers = {}]", c.num_hash_layers,
+                     n_layers);
     for (int il = 0; il < n_layers; ++il)
         c.mlp_layer_types.push_back(il < c.num_hash_layers ? MlpKind::hash_moe : MlpKind::moe);
     return Status::ok();
@@ -337,7 +354,8 @@ Status parse_quant(const json& root, Dsv4Config& c) {
     DSV4_TRY(get(*q, "scale_fmt", c.scale_fmt, w));
     DSV4_TRY(get(*q, "activation_scheme", c.activation_scheme, w));
     if (c.quant_method != "fp8")
-        return error("'quantization_config.quant_method' = '{}' is not supported (expected fp8)", c.quant_method);
+        return error("'quantization_config.quant_method' = '{}' is not supported (expected fp8)",
+                     c.quant_method);
     if (!c.quant_fmt.empty() && c.quant_fmt != "e4m3")
         return error("'quantization_config.fmt' = '{}' is not supported (expected e4m3)", c.quant_fmt);
     if (!c.scale_fmt.empty() && c.scale_fmt != "ue8m0")
@@ -352,7 +370,8 @@ Status parse_quant(const json& root, Dsv4Config& c) {
         for (size_t i = 0; i < 2; ++i) {
             int v = 0;
             DSV4_TRY(to_int((*b)[i], fmt::format("quantization_config.weight_block_size[{}]", i), v));
-            if (v <= 0) return error("'quantization_config.weight_block_size' must be positive, found {}", b->dump());
+            if (v <= 0)
+                return error("'quantization_config.weight_block_size' must be positive, found {}", b->dump());
             c.weight_block_size.push_back(v);
         }
     }
@@ -367,36 +386,47 @@ Status check_rope(const RopeParams& r, const char* which) {
         return error("{} YaRN original_max_position_embeddings must be positive, found {}", which,
                      r.original_max_position_embeddings);
     if (!(r.beta_fast > r.beta_slow && r.beta_slow > 0.0))
-        return error("{} YaRN needs beta_fast > beta_slow > 0, found {} and {}", which, r.beta_fast, r.beta_slow);
+        return error("{} YaRN needs beta_fast > beta_slow > 0, found {} and {}", which, r.beta_fast,
+                     r.beta_slow);
     return Status::ok();
 }
 
 // Value checks that the parsers above do not already make (spec §1.1; the engine's assumptions).
 Status validate(const Dsv4Config& c) {
     const std::pair<const char*, int> positive[] = {
-        {"vocab_size", c.vocab_size},          {"hidden_size", c.hidden_size},
-        {"num_attention_heads", c.num_attention_heads}, {"head_dim", c.head_dim},
-        {"q_lora_rank", c.q_lora_rank},        {"o_groups", c.o_groups},
-        {"o_lora_rank", c.o_lora_rank},        {"sliding_window", c.sliding_window},
-        {"index_n_heads", c.index_n_heads},    {"index_head_dim", c.index_head_dim},
-        {"index_topk", c.index_topk},          {"n_routed_experts", c.n_routed_experts},
-        {"num_experts_per_tok", c.num_experts_per_tok}, {"moe_intermediate_size", c.moe_intermediate_size},
-        {"hc_mult", c.hc_mult},                {"hc_sinkhorn_iters", c.hc_sinkhorn_iters},
+        {"vocab_size", c.vocab_size},
+        {"hidden_size", c.hidden_size},
+        {"num_attention_heads", c.num_attention_heads},
+        {"head_dim", c.head_dim},
+        {"q_lora_rank", c.q_lora_rank},
+        {"o_groups", c.o_groups},
+        {"o_lora_rank", c.o_lora_rank},
+        {"sliding_window", c.sliding_window},
+        {"index_n_heads", c.index_n_heads},
+        {"index_head_dim", c.index_head_dim},
+        {"index_topk", c.index_topk},
+        {"n_routed_experts", c.n_routed_experts},
+        {"num_experts_per_tok", c.num_experts_per_tok},
+        {"moe_intermediate_size", c.moe_intermediate_size},
+        {"hc_mult", c.hc_mult},
+        {"hc_sinkhorn_iters", c.hc_sinkhorn_iters},
         {"qk_rope_head_dim", c.qk_rope_head_dim},
     };
     for (const auto& [name, v] : positive) {
         if (v <= 0) return error("'{}' must be positive, found {}", name, v);
     }
     if (c.num_key_value_heads != 1)
-        return error("'num_key_value_heads' must be 1 (V4 has one shared K=V head), found {}", c.num_key_value_heads);
+        return error("'num_key_value_heads' must be 1 (V4 has one shared K=V head), found {}",
+                     c.num_key_value_heads);
     if (c.num_attention_heads % c.o_groups != 0)
         return error("'num_attention_heads' {} must be divisible by 'o_groups' {}", c.num_attention_heads,
                      c.o_groups);
     if (c.qk_rope_head_dim % 2 != 0 || c.qk_rope_head_dim > c.head_dim)
         return error("'qk_rope_head_dim' {} must be even and <= head_dim {}", c.qk_rope_head_dim, c.head_dim);
     if (c.index_head_dim < c.qk_rope_head_dim)
-        return error("'index_head_dim' {} must be >= qk_rope_head_dim {} (the indexer rotates its last dims too)",
-                     c.index_head_dim, c.qk_rope_head_dim);
+        return error(
+            "'index_head_dim' {} must be >= qk_rope_head_dim {} (the indexer rotates its last dims too)",
+            c.index_head_dim, c.qk_rope_head_dim);
     if (c.num_experts_per_tok > c.n_routed_experts)
         return error("'num_experts_per_tok' {} exceeds 'n_routed_experts' {}", c.num_experts_per_tok,
                      c.n_routed_experts);
@@ -425,7 +455,8 @@ Status parse_root(const json& root, Dsv4Config& c) {
         return error("'model_type' = '{}' is not deepseek_v4", model_type);
     std::string hidden_act = "silu";
     DSV4_TRY(get(root, "hidden_act", hidden_act));
-    if (hidden_act != "silu") return error("'hidden_act' = '{}' is not supported (expected silu)", hidden_act);
+    if (hidden_act != "silu")
+        return error("'hidden_act' = '{}' is not supported (expected silu)", hidden_act);
     for (const char* key : {"attention_bias", "mlp_bias"}) {
         bool bias = false;
         DSV4_TRY(get(root, key, bias));
@@ -579,7 +610,8 @@ std::string config_to_json(const Dsv4Config& c) {
     j["topk_method"] = "noaux_tc";
 
     int n_leading_hash = 0;
-    while (n_leading_hash < int(c.mlp_layer_types.size()) && c.mlp_layer_types[n_leading_hash] == MlpKind::hash_moe)
+    while (n_leading_hash < int(c.mlp_layer_types.size()) &&
+           c.mlp_layer_types[n_leading_hash] == MlpKind::hash_moe)
         ++n_leading_hash;
     int n_hash = 0;
     for (MlpKind k : c.mlp_layer_types) n_hash += k == MlpKind::hash_moe;

@@ -80,8 +80,8 @@ Status parse_metadata(const json& v, std::map<std::string, std::string>& out) {
 }
 
 // One header entry -> TensorInfo (data pointer set later); checks types, dtype, shape and offsets.
-Status parse_entry(const std::string& name, const json& v, int64_t data_size, TensorInfo& t,
-                   int64_t& begin, int64_t& end) {
+Status parse_entry(const std::string& name, const json& v, int64_t data_size, TensorInfo& t, int64_t& begin,
+                   int64_t& end) {
     if (!v.is_object()) return error("tensor '{}': entry must be an object, found {}", name, v.type_name());
     auto dt = v.find("dtype");
     auto sh = v.find("shape");
@@ -89,10 +89,12 @@ Status parse_entry(const std::string& name, const json& v, int64_t data_size, Te
     if (dt == v.end()) return error("tensor '{}': missing 'dtype'", name);
     if (sh == v.end()) return error("tensor '{}': missing 'shape'", name);
     if (off == v.end()) return error("tensor '{}': missing 'data_offsets'", name);
-    if (!dt->is_string()) return error("tensor '{}': 'dtype' must be a string, found {}", name, dt->type_name());
+    if (!dt->is_string())
+        return error("tensor '{}': 'dtype' must be a string, found {}", name, dt->type_name());
     auto dtype = dtype_from_safetensors(dt->get<std::string>());
     if (!dtype) return error("tensor '{}': unknown dtype '{}'", name, dt->get<std::string>());
-    if (!sh->is_array()) return error("tensor '{}': 'shape' must be an array, found {}", name, sh->type_name());
+    if (!sh->is_array())
+        return error("tensor '{}': 'shape' must be an array, found {}", name, sh->type_name());
 
     t.name = name;
     t.dtype = *dtype;
@@ -127,7 +129,9 @@ Status parse_entry(const std::string& name, const json& v, int64_t data_size, Te
 
 }  // namespace
 
-std::string TensorInfo::shape_str() const { return shape_to_string(shape); }
+std::string TensorInfo::shape_str() const {
+    return shape_to_string(shape);
+}
 
 SafetensorsFile::~SafetensorsFile() {
     if (map_) munmap(map_, size_t(size_));
@@ -165,7 +169,8 @@ Result<std::unique_ptr<SafetensorsFile>> SafetensorsFile::open(const std::string
     json header;
     const char* hbegin = reinterpret_cast<const char*>(base + 8);
     if (Status s = parse_header(hbegin, hbegin + header_len, header); !s) return s.with_context(path);
-    if (!header.is_object()) return error("{}: header must be a JSON object, found {}", path, header.type_name());
+    if (!header.is_object())
+        return error("{}: header must be a JSON object, found {}", path, header.type_name());
 
     const int64_t data_start = 8 + int64_t(header_len);
     const int64_t data_size = f->size_ - data_start;
@@ -222,7 +227,8 @@ Status write_safetensors(const std::string& path, const std::vector<TensorToWrit
     int64_t offset = 0;
     for (size_t i = 0; i < order.size(); ++i) {
         const TensorToWrite& t = *order[i];
-        if (i > 0 && order[i - 1]->name == t.name) return error("{}: duplicate tensor name '{}'", path, t.name);
+        if (i > 0 && order[i - 1]->name == t.name)
+            return error("{}: duplicate tensor name '{}'", path, t.name);
         if (t.name == "__metadata__") return error("{}: '__metadata__' is not a valid tensor name", path);
         // fp4 is stored as I8 with the packed shape, so the size check uses the on-disk dtype.
         const char* st_name = dtype_safetensors_name(t.dtype);
@@ -235,7 +241,8 @@ Status write_safetensors(const std::string& path, const std::vector<TensorToWrit
         if (numel * elem != t.nbytes)
             return error("{}: tensor '{}' shape {} of {} needs {} bytes, given {}", path, t.name,
                          shape_to_string(t.shape), st_name, numel * elem, t.nbytes);
-        header[t.name] = {{"dtype", st_name}, {"shape", t.shape}, {"data_offsets", {offset, offset + t.nbytes}}};
+        header[t.name] = {
+            {"dtype", st_name}, {"shape", t.shape}, {"data_offsets", {offset, offset + t.nbytes}}};
         offset += t.nbytes;
     }
     std::string text = header.dump();
