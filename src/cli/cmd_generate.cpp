@@ -33,7 +33,7 @@ std::vector<std::string> split_prompts(const std::string& text) {
 
 void add_cmd_generate(CLI::App& app) {
     struct Opts {
-        std::string model, prompt, input_file, backend = "cpu";
+        std::string model, prompt, input_file, backend = "cpu", numerics;
         bool stats = false;
         SamplingFlags sampling;
     };
@@ -44,6 +44,7 @@ void add_cmd_generate(CLI::App& app) {
     cmd->add_option("--input-file", o->input_file, "file of prompts separated by blank lines")->excludes(p);
     cmd->add_option("--backend", o->backend, "cpu or cuda")->check(CLI::IsMember({"cpu", "cuda"}));
     cmd->add_flag("--stats", o->stats, "print token counts and speed to stderr");
+    add_numerics_option(cmd, o->numerics);
     o->sampling.add_to(cmd);
     cmd->callback([o] {
         std::vector<std::string> prompts;
@@ -59,7 +60,7 @@ void add_cmd_generate(CLI::App& app) {
         } else {
             return fail("generate", "give --prompt TEXT or --input-file FILE", 2);
         }
-        auto lm = load_model(o->model, o->backend);
+        auto lm = load_model(o->model, o->backend, true, parse_numerics(o->numerics));
         if (!lm.is_ok()) return fail("generate", lm.message());
         if (!lm->tokenizer) return fail("generate", fmt::format("{} has no tokenizer.json (use `dsv4 logits --ids`)", lm->dir));
         for (size_t i = 0; i < prompts.size(); ++i) {

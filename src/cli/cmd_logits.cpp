@@ -34,6 +34,7 @@ void add_cmd_logits(CLI::App& app) {
         std::string model, prompt, ids, out, backend = "cpu";
         int top = 5;
         bool all = false;
+        std::string numerics;
     };
     auto o = std::make_shared<Opts>();
     auto* cmd = app.add_subcommand("logits", "run one forward pass and print the logits");
@@ -44,9 +45,10 @@ void add_cmd_logits(CLI::App& app) {
     cmd->add_flag("--all", o->all, "every position (default: the last)");
     cmd->add_option("--out", o->out, "write raw f32 logits [n, vocab] to this file");
     cmd->add_option("--backend", o->backend, "cpu or cuda")->check(CLI::IsMember({"cpu", "cuda"}));
+    add_numerics_option(cmd, o->numerics);
     cmd->callback([o] {
         if (o->prompt.empty() && o->ids.empty()) return fail("logits", "give --prompt TEXT or --ids 1,2,3", 2);
-        auto lm = load_model(o->model, o->backend);
+        auto lm = load_model(o->model, o->backend, true, parse_numerics(o->numerics));
         if (!lm.is_ok()) return fail("logits", lm.message());
         std::vector<int32_t> ids;
         if (!o->ids.empty()) {

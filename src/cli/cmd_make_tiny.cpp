@@ -1,16 +1,19 @@
-// `dsv4 make-tiny`: writes a random-weight V4 checkpoint (spec §15 recipe) — the tiny test config, the
+// `dsv4 make-tiny`: writes a random-weight V4 checkpoint (spec §15 recipe), by default in the released
+// FP8/FP4 layout (--format), of the tiny test config, the
 // built-in default model, or any config.json (e.g. the real Flash dimensions with fewer layers).
 #include <filesystem>
 
 #include "cli/commands.h"
 #include "cli/common.h"
+#include "tokenizer/model_dir.h"
 #include "model/tiny.h"
 
 namespace dsv4::cli {
 
 void add_cmd_make_tiny(CLI::App& app) {
     struct Opts {
-        std::string out, config, tokenizer;
+        std::string out, config, tokenizer, format = "released";
+        double shard_gb = 4.0;
         int vocab = 0, layers = 0;
         uint64_t seed = 1234;
         bool hf_names = false, with_tokenizer = false;
@@ -22,7 +25,12 @@ void add_cmd_make_tiny(CLI::App& app) {
     cmd->add_option("--vocab", o->vocab, "override vocab_size")->check(CLI::Range(2, 1 << 22));
     cmd->add_option("--layers", o->layers, "keep only the first N layers")->check(CLI::Range(1, 1000));
     cmd->add_option("--seed", o->seed, "random seed");
-    cmd->add_flag("--hf-names", o->hf_names, "write HF save_pretrained tensor names instead of the released ones");
+    cmd->add_option("--format", o->format,
+                    "released: FP8 e4m3 128x128 + FP4 experts with UE8M0 scales, as published (default); "
+                    "bf16: released names in bf16; hf: HF save_pretrained names in bf16")
+        ->check(CLI::IsMember({"released", "bf16", "hf"}));
+    cmd->add_option("--shard-gb", o->shard_gb, "released format: largest shard in GB")->check(CLI::Range(0.001, 1000.0));
+    cmd->add_flag("--hf-names", o->hf_names, "same as --format hf");
     cmd->add_flag("--with-tokenizer", o->with_tokenizer,
                   "copy the DeepSeek V4 tokenizer.json (needs vocab_size 129280)");
     cmd->callback([o] {
@@ -43,13 +51,15 @@ void add_cmd_make_tiny(CLI::App& app) {
             return fail("make-tiny", fmt::format("--with-tokenizer needs --vocab 129280 (have {})", cfg.vocab_size), 2);
         TinyOptions t;
         t.seed = o->seed;
-        t.hf_names = o->hf_names;
+        t.hf_names = o->hf_names || o->format == "hf";
+        t.quantized = !t.hf_names && o->format == "released";
+        t.shard_bytes = int64_t(o->shard_gb * 1e9);
         t.verbose = true;
         Status s = write_random_checkpoint(o->out, cfg, t);
         if (!s.is_ok()) return fail("make-tiny", s.message());
         if (o->with_tokenizer) {
             std::error_code ec;
-            std::filesystem::copy_file(shipped_tokenizer_path(), o->out + "/tokenizer.json",
+            std::filesystem::copy_file(bundled_tokenizer_path(), o->out + "/tokenizer.json",
                                        std::filesystem::copy_options::overwrite_existing, ec);
             if (ec) return fail("make-tiny", fmt::format("cannot copy the tokenizer: {}", ec.message()));
         }

@@ -8,10 +8,7 @@
 #include "cli/commands.h"
 #include "core/log.h"
 #include "model/tiny.h"
-
-#ifndef DSV4_SOURCE_DIR
-#define DSV4_SOURCE_DIR "."
-#endif
+#include "tokenizer/model_dir.h"
 
 namespace dsv4::cli {
 
@@ -24,15 +21,10 @@ std::string default_model_dir() {
     return "dsv4-default-tiny";
 }
 
-std::string shipped_tokenizer_path() {
-    if (const char* e = std::getenv("DSV4_TOKENIZER")) return e;
-    return std::string(DSV4_SOURCE_DIR) + "/tests/fixtures/tokenizer/deepseek_v4_tokenizer.json";
-}
-
 Result<std::string> ensure_default_model() {
     const std::string dir = default_model_dir();
     if (fs::exists(dir + "/config.json") && fs::exists(dir + "/tokenizer.json")) return dir;
-    const std::string tok = shipped_tokenizer_path();
+    const std::string tok = bundled_tokenizer_path();
     if (!fs::exists(tok))
         return error("the built-in default model needs the DeepSeek V4 tokenizer at '{}' (set DSV4_TOKENIZER "
                      "to a tokenizer.json, or pass --model DIR)", tok);
@@ -42,12 +34,23 @@ Result<std::string> ensure_default_model() {
     std::error_code ec;
     fs::remove_all(dir, ec);
     DSV4_TRY(write_random_checkpoint(dir, cfg, TinyOptions{}));
-    fs::copy_file(tok, dir + "/tokenizer.json", fs::copy_options::overwrite_existing, ec);
-    if (ec) return error("cannot copy '{}' to '{}': {}", tok, dir, ec.message());
+    DSV4_TRY(install_bundled_tokenizer(dir));
     return dir;
 }
 
-Result<LoadedModel> load_model(const std::string& dir_arg, const std::string& backend, bool verbose) {
+void add_numerics_option(CLI::App* cmd, std::string& value) {
+    cmd->add_option("--numerics", value,
+                    "exact (HF parity) or reference (REF FP8/FP4 roundings); default: reference for FP8 checkpoints")
+        ->check(CLI::IsMember({"exact", "reference"}));
+}
+
+std::optional<Numerics> parse_numerics(const std::string& value) {
+    if (value.empty()) return std::nullopt;
+    return value == "reference" ? Numerics::reference : Numerics::exact;
+}
+
+Result<LoadedModel> load_model(const std::string& dir_arg, const std::string& backend, bool verbose,
+                               std::optional<Numerics> numerics) {
     LoadedModel lm;
     if (dir_arg.empty()) {
         DSV4_TRY_ASSIGN(lm.dir, ensure_default_model());
@@ -58,6 +61,7 @@ Result<LoadedModel> load_model(const std::string& dir_arg, const std::string& ba
     LoadOptions opts;
     opts.backend = backend;
     opts.verbose = verbose;
+    opts.numerics = numerics;
     DSV4_TRY_ASSIGN(lm.model, Model::load(lm.dir, opts));
     const std::string tok = lm.dir + "/tokenizer.json";
     if (fs::exists(tok)) {

@@ -20,8 +20,6 @@ std::string default_model_dir();
 // Creates the built-in default model if it is missing: the tiny config of spec §15 with the real
 // DeepSeek V4 vocabulary (129,280) and tokenizer, random weights (seed 1234). Returns its directory.
 Result<std::string> ensure_default_model();
-// Path of the V4 tokenizer.json shipped with the sources (tests/fixtures/tokenizer/), or $DSV4_TOKENIZER.
-std::string shipped_tokenizer_path();
 
 struct LoadedModel {
     std::unique_ptr<Model> model;
@@ -29,7 +27,11 @@ struct LoadedModel {
     std::string dir;
 };
 // `dir` empty = the built-in default model.
-Result<LoadedModel> load_model(const std::string& dir, const std::string& backend, bool verbose = true);
+Result<LoadedModel> load_model(const std::string& dir, const std::string& backend, bool verbose = true,
+                               std::optional<Numerics> numerics = std::nullopt);
+// `--numerics exact|reference` (spec §16 item 7; unset: per checkpoint, see LoadOptions::numerics).
+void add_numerics_option(CLI::App* cmd, std::string& value);
+std::optional<Numerics> parse_numerics(const std::string& value);
 
 struct SamplingFlags {
     float temperature = 0.0f;     // greedy by default: reproducible demos

@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "model/blocks.h"
+#include "model/numerics.h"
 #include "ops/cpu/ops_cpu.h"
 
 namespace dsv4 {
@@ -17,10 +18,12 @@ std::vector<int32_t> indexer_select(const ForwardCtx& ctx, const LayerWeights& L
                                     LayerState& st) {
     const auto& cfg = ctx.cfg;
     const int64_t n = ctx.n, HI = cfg.index_n_heads, dI = cfg.index_head_dim, rd = cfg.qk_rope_head_dim;
-    compressor_update(ctx, L.idx_cmp_wkv, L.idx_cmp_wgate, L.idx_cmp_ape, L.idx_cmp_norm, x, st.idx);
+    compressor_update(ctx, L.idx_cmp_wkv, L.idx_cmp_wgate, L.idx_cmp_ape, L.idx_cmp_norm, x, st.idx,
+                      EntryRounding::index_fp4);
     std::vector<float> qi = fvec(n * HI * dI), wts = fvec(n * HI);
-    cpu::linear(cq, n, L.idx_wq_b, qi.data());
+    numerics_linear(ctx, cq, n, L.idx_wq_b, qi.data());
     cpu::rope(qi.data(), n, HI, dI, dI - rd, rd / 2, ctx.pos.data(), ctx.inv_compress.data(), false);
+    if (ctx.ref_numerics) round_index_fp4(qi.data(), n * HI, dI);
     cpu::linear(x, n, L.idx_weights_proj, wts.data());
     const float wscale = 1.0f / (std::sqrt(float(dI)) * std::sqrt(float(HI)));
     for (float& v : wts) v *= wscale;
@@ -48,19 +51,20 @@ void attention_block(const ForwardCtx& ctx, int il, const float* x, LayerState& 
 
     // 1. queries: c_q = RMSNorm(W_qa x), q = W_qb c_q, per-head weightless RMSNorm, RoPE on the last rd dims
     std::vector<float> cq = fvec(n * rq), q = fvec(n * H * dh), kv = fvec(n * dh);
-    cpu::linear(x, n, L.wq_a, cq.data());
+    numerics_linear(ctx, x, n, L.wq_a, cq.data());
     cpu::rms_norm(cq.data(), n, rq, &L.q_norm, eps, cq.data());
-    cpu::linear(cq.data(), n, L.wq_b, q.data());
+    numerics_linear(ctx, cq.data(), n, L.wq_b, q.data());
     cpu::rms_norm(q.data(), n * H, dh, nullptr, eps, q.data());
     cpu::rope(q.data(), n, H, dh, nope, rd / 2, ctx.pos.data(), inv, false);
     // 2. the shared K=V head
-    cpu::linear(x, n, L.wkv, kv.data());
+    numerics_linear(ctx, x, n, L.wkv, kv.data());
     cpu::rms_norm(kv.data(), n, dh, &L.kv_norm, eps, kv.data());
     cpu::rope(kv.data(), n, 1, dh, nope, rd / 2, ctx.pos.data(), inv, false);
+    if (ctx.ref_numerics) round_kv_fp8(kv.data(), n, dh, nope);
 
     // 3. compressed entries (and the indexer's choice among them)
     std::vector<int32_t> sel;
-    if (m != 0) compressor_update(ctx, L.cmp_wkv, L.cmp_wgate, L.cmp_ape, L.cmp_norm, x, st.cmp);
+    if (m != 0) compressor_update(ctx, L.cmp_wkv, L.cmp_wgate, L.cmp_ape, L.cmp_norm, x, st.cmp, EntryRounding::kv_fp8);
     if (m == 4) sel = indexer_select(ctx, L, x, cq.data(), st);
 
     // 4. key pool = [window history from the ring | this call's kv | compressed entries]
@@ -99,10 +103,10 @@ void attention_block(const ForwardCtx& ctx, int il, const float* x, LayerState& 
     std::vector<float> og = fvec(n * gin), ug = fvec(n * ro), u = fvec(n * G * ro);
     for (int64_t g = 0; g < G; ++g) {
         for (int64_t i = 0; i < n; ++i) std::copy_n(o.begin() + i * H * dh + g * gin, gin, og.begin() + i * gin);
-        cpu::linear(og.data(), n, L.wo_a.rows(g * ro, ro), ug.data());
+        cpu::linear(og.data(), n, L.wo_a.rows(g * ro, ro), ug.data());  // REF: bf16, no FP8 activations
         for (int64_t i = 0; i < n; ++i) std::copy_n(ug.begin() + i * ro, ro, u.begin() + i * G * ro + g * ro);
     }
-    cpu::linear(u.data(), n, L.wo_b, out);
+    numerics_linear(ctx, u.data(), n, L.wo_b, out);
 
     // window ring update
     for (int64_t i = 0; i < n; ++i) std::copy_n(kv.begin() + i * dh, dh, st.window.begin() + (ctx.pos[i] % W) * dh);

@@ -24,7 +24,11 @@ struct ForwardCtx {
     const std::vector<float>& inv_main;      // RoPE table of SWA layers
     const std::vector<float>& inv_compress;  // RoPE table of CSA/HCA layers
     Model::Taps* taps;
+    bool ref_numerics = false;         // Numerics::reference (spec §10.4-10.5 roundings)
 };
+
+// What happens to a compressor's entries after norm and RoPE under reference numerics (spec §10.5).
+enum class EntryRounding { kv_fp8, index_fp4 };
 
 // Empty per-layer state for layer il.
 LayerState make_layer_state(const Dsv4Config& cfg, int il);
@@ -32,7 +36,7 @@ LayerState make_layer_state(const Dsv4Config& cfg, int il);
 // Feeds x [n, D] (already normed) through one compressor: pushes every token, emits the entries whose
 // window completes (normed, RoPE'd at w·m, appended to st.entries). Spec §6.5.
 void compressor_update(const ForwardCtx& ctx, const WeightRef& wkv, const WeightRef& wgate, const WeightRef& ape,
-                       const WeightRef& norm, const float* x, CompressorState& st);
+                       const WeightRef& norm, const float* x, CompressorState& st, EntryRounding rounding);
 
 // Attention sublayer: x [n, D] normed input -> out [n, D]. Updates the layer's state.
 void attention_block(const ForwardCtx& ctx, int il, const float* x, LayerState& st, float* out);

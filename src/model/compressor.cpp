@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "model/blocks.h"
+#include "model/numerics.h"
 #include "ops/cpu/ops_cpu.h"
 
 namespace dsv4 {
@@ -35,7 +36,7 @@ LayerState make_layer_state(const Dsv4Config& cfg, int il) {
 }
 
 void compressor_update(const ForwardCtx& ctx, const WeightRef& wkv, const WeightRef& wgate, const WeightRef& ape,
-                       const WeightRef& norm, const float* x, CompressorState& st) {
+                       const WeightRef& norm, const float* x, CompressorState& st, EntryRounding rounding) {
     const int64_t n = ctx.n, m = st.m, c = st.c, d = st.d, cd = c * d;
     const int64_t rd = ctx.cfg.qk_rope_head_dim;
     std::vector<float> a = fvec(n * cd), z = fvec(n * cd), ape_row = fvec(cd);
@@ -79,6 +80,8 @@ void compressor_update(const ForwardCtx& ctx, const WeightRef& wkv, const Weight
         cpu::rms_norm(C.data(), 1, d, &norm, ctx.cfg.rms_norm_eps, C.data());
         const int64_t entry_pos = w * m;  // RoPE at the window's first token (spec §14.5)
         cpu::rope(C.data(), 1, 1, d, d - rd, rd / 2, &entry_pos, ctx.inv_compress.data(), false);
+        if (ctx.ref_numerics && rounding == EntryRounding::kv_fp8) round_kv_fp8(C.data(), 1, d, d - rd);
+        if (ctx.ref_numerics && rounding == EntryRounding::index_fp4) round_index_fp4(C.data(), 1, d);
         st.entries.insert(st.entries.end(), C.begin(), C.end());
     }
 }

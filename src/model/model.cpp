@@ -8,6 +8,8 @@
 
 #include "core/log.h"
 #include "model/blocks.h"
+#include "model/forward_cuda.h"
+#include "model/numerics.h"
 #include "model/rope_table.h"
 #include "ops/cpu/ops_cpu.h"
 
@@ -16,25 +18,37 @@ namespace dsv4 {
 Model::~Model() = default;
 
 Result<std::unique_ptr<Model>> Model::load(const std::string& dir, const LoadOptions& opts) {
-    if (opts.backend != "cpu")
-        return error("backend '{}' is not available for the model yet (supported: cpu)", opts.backend);
+    if (opts.backend != "cpu" && opts.backend != "cuda")
+        return error("backend '{}' is not available for the model (supported: cpu, cuda)", opts.backend);
     auto t0 = std::chrono::steady_clock::now();
     std::unique_ptr<Model> m(new Model());
     DSV4_TRY_ASSIGN(m->cfg_, load_config(dir));
     DSV4_TRY_ASSIGN(m->weights_, Weights::load(dir, m->cfg_));
+    m->numerics_ = opts.numerics.value_or(m->cfg_.quant_method == "fp8" ? Numerics::reference : Numerics::exact);
+    if (m->numerics_ == Numerics::reference) DSV4_TRY(check_reference_numerics(m->cfg_));
     m->inv_main_ = rope_inv_freq(m->cfg_.rope_main, m->cfg_.qk_rope_head_dim);
     m->inv_compress_ = rope_inv_freq(m->cfg_.rope_compress, m->cfg_.qk_rope_head_dim);
+    if (opts.backend == "cuda") {
+        if (m->numerics_ != Numerics::exact)
+            return error("backend 'cuda' supports exact numerics only so far (asked for {}); TODO(#6)",
+                         numerics_name(m->numerics_));
+        DSV4_TRY_ASSIGN(m->cuda_, CudaForward::create(m->cfg_, *m->weights_, m->inv_main_, m->inv_compress_));
+    }
     if (opts.verbose) {
         double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-        log_info("loaded {} ({} layers, {:.1f} MB of weights in {} file(s)) in {:.2f} s", dir,
+        log_info("loaded {} ({} layers, {:.1f} MB of weights in {} file(s), {} numerics) in {:.2f} s", dir,
                  m->cfg_.num_hidden_layers, double(m->weights_->checkpoint().total_bytes()) / 1e6,
-                 m->weights_->checkpoint().n_files(), s);
+                 m->weights_->checkpoint().n_files(), numerics_name(m->numerics_), s);
     }
     return m;
 }
 
 std::unique_ptr<SeqState> Model::new_state() const {
     auto st = std::make_unique<SeqState>();
+    if (cuda_) {
+        st->device.p = cuda_->new_state();
+        return st;
+    }
     for (int il = 0; il < cfg_.num_hidden_layers; ++il) st->layers.push_back(make_layer_state(cfg_, il));
     return st;
 }
@@ -52,7 +66,9 @@ Status Model::forward(SeqState& st, std::span<const int32_t> ids, std::vector<fl
     if (st.n_past + n > cfg_.max_position_embeddings)
         return error("sequence of {} tokens exceeds max_position_embeddings {}", st.n_past + n,
                      cfg_.max_position_embeddings);
-    ForwardCtx ctx{cfg_, *weights_, st.n_past, n, ids.data(), {}, inv_main_, inv_compress_, taps_};
+    if (cuda_) return cuda_->forward(st, ids, logits, all_logits);
+    ForwardCtx ctx{cfg_, *weights_, st.n_past, n, ids.data(), {}, inv_main_, inv_compress_, taps_,
+                   numerics_ == Numerics::reference};
     ctx.pos.resize(size_t(n));
     for (int64_t i = 0; i < n; ++i) ctx.pos[i] = st.n_past + i;
 

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -16,11 +17,25 @@
 namespace dsv4 {
 
 class Weights;
+class CudaForward;  // model/forward_cuda.h: the GPU path of LoadOptions::backend == "cuda"
 // SeqState (model/state.h): per-sequence decode state (window rings, compressor buffers, compressed KV, index keys)
+
+// How the forward pass rounds (spec §16 item 7):
+//  exact      HF parity: weights dequantized exactly, activations and caches in f32 (what the golden
+//             files check).
+//  reference  current REF demo numerics (spec §10.4-10.5): the input of every FP8/FP4 linear rounded to
+//             FP8 (block 128, power-of-two scales; wo_a excluded, REF runs it in bf16), window KV and
+//             main compressed entries rounded to FP8 on their nope dims (block 64), indexer q and index
+//             keys rotated by Hadamard_128 and rounded to FP4 (block 32).
+enum class Numerics : uint8_t { exact, reference };
+const char* numerics_name(Numerics n);
 
 struct LoadOptions {
     std::string backend = "cpu";  // "cpu" | "cuda"
     bool verbose = true;          // progress on stderr
+    // Unset: reference for a checkpoint whose config.json declares FP8 quantization (the published
+    // weights, trained with these roundings as QAT, spec §10.5), exact for bf16/f32 checkpoints.
+    std::optional<Numerics> numerics;
 };
 
 class Model {
@@ -30,6 +45,7 @@ public:
 
     const Dsv4Config& config() const { return cfg_; }
     const Weights& weights() const { return *weights_; }
+    Numerics numerics() const { return numerics_; }
 
     // A fresh, empty state for one sequence (position 0).
     std::unique_ptr<SeqState> new_state() const;
@@ -53,6 +69,8 @@ private:
     Dsv4Config cfg_;
     std::unique_ptr<Weights> weights_;
     Taps* taps_ = nullptr;
+    Numerics numerics_ = Numerics::exact;
+    std::unique_ptr<CudaForward> cuda_;            // set when loaded with backend "cuda"
     std::vector<float> inv_main_, inv_compress_;   // RoPE tables of SWA and CSA/HCA layers
 };
 

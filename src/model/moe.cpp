@@ -5,20 +5,25 @@
 #include <algorithm>
 
 #include "model/blocks.h"
+#include "model/numerics.h"
 #include "ops/cpu/ops_cpu.h"
 
 namespace dsv4 {
 
 namespace {
-// y [n, D] = W2 · (silu(min(W1 x, lim)) · clamp(W3 x, ±lim))
-void expert_ffn(const float* x, int64_t n, const WeightRef& w1, const WeightRef& w3, const WeightRef& w2,
-                double limit, float* y) {
+// y [n, D] = W2 · (silu(min(W1 x, lim)) · clamp(W3 x, ±lim) · row_w), row_w [n] optional: REF applies the
+// routing weight before W2 (so it is inside the FP8 activation rounding), HF after (spec §7.3).
+void expert_ffn(const ForwardCtx& ctx, const float* x, int64_t n, const WeightRef& w1, const WeightRef& w3,
+                const WeightRef& w2, double limit, const float* row_w, float* y) {
     const int64_t I = w1.n_rows;
     std::vector<float> g = fvec(n * I), u = fvec(n * I), h = fvec(n * I);
-    cpu::linear(x, n, w1, g.data());
-    cpu::linear(x, n, w3, u.data());
+    numerics_linear(ctx, x, n, w1, g.data());
+    numerics_linear(ctx, x, n, w3, u.data());
     cpu::swiglu_clamp(g.data(), u.data(), n, I, I, limit, h.data());
-    cpu::linear(h.data(), n, w2, y);
+    if (row_w)
+        for (int64_t i = 0; i < n; ++i)
+            for (int64_t j = 0; j < I; ++j) h[i * I + j] *= row_w[i];
+    numerics_linear(ctx, h.data(), n, w2, y);
 }
 }  // namespace
 
@@ -34,7 +39,7 @@ void moe_block(const ForwardCtx& ctx, int il, const float* x, float* out) {
                    cfg.routed_scaling_factor, esel.data(), wsel.data());
 
     // shared expert first: out = shared(x)
-    expert_ffn(x, n, L.sh_w1, L.sh_w3, L.sh_w2, cfg.swiglu_limit, out);
+    expert_ffn(ctx, x, n, L.sh_w1, L.sh_w3, L.sh_w2, cfg.swiglu_limit, nullptr, out);
     std::vector<float> xe, ye;
     std::vector<int64_t> tok;
     std::vector<float> tw;
@@ -49,9 +54,13 @@ void moe_block(const ForwardCtx& ctx, int il, const float* x, float* out) {
         xe.resize(size_t(ne * D));
         ye.resize(size_t(ne * D));
         for (int64_t r = 0; r < ne; ++r) std::copy_n(x + tok[r] * D, D, xe.begin() + r * D);
-        expert_ffn(xe.data(), ne, L.w1[e], L.w3[e], L.w2[e], cfg.swiglu_limit, ye.data());
-        for (int64_t r = 0; r < ne; ++r)
-            for (int64_t d = 0; d < D; ++d) out[tok[r] * D + d] += tw[r] * ye[r * D + d];
+        const bool weight_first = ctx.ref_numerics;
+        expert_ffn(ctx, xe.data(), ne, L.w1[e], L.w3[e], L.w2[e], cfg.swiglu_limit,
+                   weight_first ? tw.data() : nullptr, ye.data());
+        for (int64_t r = 0; r < ne; ++r) {
+            const float wr = weight_first ? 1.0f : tw[r];
+            for (int64_t d = 0; d < D; ++d) out[tok[r] * D + d] += wr * ye[r * D + d];
+        }
     }
 }
 

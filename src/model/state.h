@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 namespace dsv4 {
@@ -29,9 +30,27 @@ struct LayerState {
     CompressorState idx;           // indexer compressor (CSA): entries are the index keys
 };
 
+// Opaque per-sequence state of a device backend (model/forward_cuda.cpp); copying a SeqState deep-copies it.
+struct DeviceSeqState {
+    virtual ~DeviceSeqState() = default;
+    virtual std::unique_ptr<DeviceSeqState> clone() const = 0;
+};
+struct DeviceStatePtr {
+    std::unique_ptr<DeviceSeqState> p;
+    DeviceStatePtr() = default;
+    DeviceStatePtr(const DeviceStatePtr& o) : p(o.p ? o.p->clone() : nullptr) {}
+    DeviceStatePtr(DeviceStatePtr&&) noexcept = default;
+    DeviceStatePtr& operator=(const DeviceStatePtr& o) {
+        if (this != &o) p = o.p ? o.p->clone() : nullptr;
+        return *this;
+    }
+    DeviceStatePtr& operator=(DeviceStatePtr&&) noexcept = default;
+};
+
 struct SeqState {
     int64_t n_past = 0;            // tokens consumed so far
-    std::vector<LayerState> layers;
+    std::vector<LayerState> layers;  // CPU backend
+    DeviceStatePtr device;         // CUDA backend (layers stays empty)
 };
 
 }  // namespace dsv4

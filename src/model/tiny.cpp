@@ -13,6 +13,8 @@
 #include "core/dtype.h"
 #include "core/log.h"
 #include "format/safetensors.h"
+#include "model/naming.h"
+#include "model/quantize.h"
 
 namespace dsv4 {
 
@@ -102,47 +104,24 @@ struct Writer {
     void norm_w(const std::string& name, int64_t d) { add(name, DType::bf16, {d}, normal(d, 1.0, 0.1)); }
 };
 
-// Released name -> HF name (spec §3.2) for the per-layer and global tensors this writer emits.
-std::string hf_name(const std::string& rel) {
-    static const std::pair<const char*, const char*> kGlobal[] = {
-        {"embed.weight", "model.embed_tokens.weight"}, {"head.weight", "lm_head.weight"},
-        {"norm.weight", "model.norm.weight"},          {"hc_head_fn", "model.hc_head.hc_fn"},
-        {"hc_head_base", "model.hc_head.hc_base"},     {"hc_head_scale", "model.hc_head.hc_scale"}};
-    for (auto& [r, h] : kGlobal)
-        if (rel == r) return h;
-    static const std::pair<const char*, const char*> kLayer[] = {
-        {"hc_attn_fn", "attn_hc.fn"}, {"hc_attn_base", "attn_hc.base"}, {"hc_attn_scale", "attn_hc.scale"},
-        {"hc_ffn_fn", "ffn_hc.fn"}, {"hc_ffn_base", "ffn_hc.base"}, {"hc_ffn_scale", "ffn_hc.scale"},
-        {"attn_norm.weight", "input_layernorm.weight"}, {"ffn_norm.weight", "post_attention_layernorm.weight"},
-        {"attn.wq_a.weight", "self_attn.q_a_proj.weight"}, {"attn.q_norm.weight", "self_attn.q_a_norm.weight"},
-        {"attn.wq_b.weight", "self_attn.q_b_proj.weight"}, {"attn.wkv.weight", "self_attn.kv_proj.weight"},
-        {"attn.kv_norm.weight", "self_attn.kv_norm.weight"}, {"attn.wo_a.weight", "self_attn.o_a_proj.weight"},
-        {"attn.wo_b.weight", "self_attn.o_b_proj.weight"}, {"attn.attn_sink", "self_attn.sinks"},
-        {"attn.compressor.ape", "self_attn.compressor.position_bias"},
-        {"attn.compressor.wkv.weight", "self_attn.compressor.kv_proj.weight"},
-        {"attn.compressor.wgate.weight", "self_attn.compressor.gate_proj.weight"},
-        {"attn.compressor.norm.weight", "self_attn.compressor.kv_norm.weight"},
-        {"attn.indexer.wq_b.weight", "self_attn.compressor.indexer.q_b_proj.weight"},
-        {"attn.indexer.weights_proj.weight", "self_attn.compressor.indexer.scorer.weights_proj.weight"},
-        {"attn.indexer.compressor.ape", "self_attn.compressor.indexer.position_bias"},
-        {"attn.indexer.compressor.wkv.weight", "self_attn.compressor.indexer.kv_proj.weight"},
-        {"attn.indexer.compressor.wgate.weight", "self_attn.compressor.indexer.gate_proj.weight"},
-        {"attn.indexer.compressor.norm.weight", "self_attn.compressor.indexer.kv_norm.weight"},
-        {"ffn.gate.weight", "mlp.gate.weight"}, {"ffn.gate.bias", "mlp.gate.e_score_correction_bias"},
-        {"ffn.gate.tid2eid", "mlp.gate.tid2eid"},
-        {"ffn.shared_experts.w1.weight", "mlp.shared_experts.gate_proj.weight"},
-        {"ffn.shared_experts.w2.weight", "mlp.shared_experts.down_proj.weight"},
-        {"ffn.shared_experts.w3.weight", "mlp.shared_experts.up_proj.weight"}};
-    auto dot = rel.find('.', 7);  // "layers.N."
-    std::string prefix = rel.substr(0, dot + 1), rest = rel.substr(dot + 1);
-    for (auto& [r, h] : kLayer)
-        if (rest == r) return "model." + prefix + h;
-    return rel;
-}
-
 }  // namespace
 
 Status write_random_checkpoint(const std::string& dir, const Dsv4Config& cfg, const TinyOptions& opts) {
+    if (opts.quantized) {  // the released FP8/FP4 layout: random bf16 weights, then `dsv4 quantize`
+        const std::string tmp = dir + ".bf16-tmp";
+        TinyOptions bf = opts;
+        bf.quantized = false;
+        bf.hf_names = false;
+        DSV4_TRY(write_random_checkpoint(tmp, cfg, bf));
+        QuantizeOptions q;
+        q.shard_bytes = opts.shard_bytes;
+        auto rep = quantize_checkpoint(tmp, dir, q);
+        std::error_code rm_ec;
+        std::filesystem::remove_all(tmp, rm_ec);
+        if (!rep.is_ok()) return rep.status();
+        if (opts.verbose) log_info("quantized to the released FP8/FP4 layout ({} shard(s))", rep->n_shards);
+        return Status::ok();
+    }
     std::error_code ec;
     std::filesystem::create_directories(dir, ec);
     if (ec) return error("cannot create directory '{}': {}", dir, ec.message());
@@ -223,7 +202,7 @@ Status write_random_checkpoint(const std::string& dir, const Dsv4Config& cfg, co
         w.mat(p + "ffn.shared_experts.w3.weight", I * cfg.n_shared_experts, D);
     }
     if (opts.hf_names)
-        for (auto& t : w.tensors) t.name = hf_name(t.name);
+        for (auto& t : w.tensors) t.name = hf_name_of(t.name);
     DSV4_TRY(write_safetensors(dir + "/model.safetensors", w.tensors, {{"format", "pt"}}));
     std::ofstream cf(dir + "/config.json");
     cf << config_to_json(cfg) << "\n";

@@ -16,7 +16,7 @@ void WeightRef::row_to_f32(int64_t r, float* out) const {
         }
         case DType::f8_e4m3: {
             const auto* q = static_cast<const uint8_t*>(data) + r * n_cols;
-            const uint8_t* srow = scale + (r / block_rows) * scale_cols;
+            const uint8_t* srow = scale_row(r);
             for (int64_t c0 = 0; c0 < n_cols; c0 += block_cols) {
                 float s = e8m0_to_f32(srow[c0 / block_cols]);
                 int64_t c1 = c0 + block_cols < n_cols ? c0 + block_cols : n_cols;
@@ -26,7 +26,7 @@ void WeightRef::row_to_f32(int64_t r, float* out) const {
         }
         case DType::fp4_e2m1: {
             const auto* p = static_cast<const uint8_t*>(data) + r * (n_cols / 2);
-            const uint8_t* srow = scale + (r / block_rows) * scale_cols;
+            const uint8_t* srow = scale_row(r);
             for (int64_t c0 = 0; c0 < n_cols; c0 += block_cols) {
                 float s = e8m0_to_f32(srow[c0 / block_cols]);
                 for (int64_t c = c0; c < c0 + block_cols && c < n_cols; ++c) out[c] = fp4_get(p, c) * s;
@@ -43,8 +43,8 @@ WeightRef WeightRef::rows(int64_t r0, int64_t n) const {
     v.n_rows = n;
     v.data = static_cast<const uint8_t*>(data) + dtype_bytes(dtype, r0 * n_cols);
     if (scale) {
-        DSV4_ASSERT(r0 % block_rows == 0, "row view at {} not aligned to scale block {}", r0, block_rows);
-        v.scale = scale + (r0 / block_rows) * scale_cols;
+        v.scale = scale_row(r0);
+        v.scale_row0 = (scale_row0 + r0) % block_rows;
     }
     return v;
 }

@@ -20,12 +20,17 @@ struct WeightRef {
     int64_t scale_cols = 0;           // scale row stride (elements)
     int block_rows = 0;               // rows per scale block
     int block_cols = 0;               // cols per scale block
+    // Row 0 of this view sits at row scale_row0 of the scale block that `scale` points at. Non-zero only
+    // for a row view that starts inside a block (grouped wo_a with o_lora_rank 64 in 128-row FP8 blocks).
+    int64_t scale_row0 = 0;
 
     bool valid() const { return data != nullptr; }
     int64_t numel() const { return n_rows * n_cols; }
     // Row r of the weight (n_cols values) dequantized to f32.
     void row_to_f32(int64_t r, float* out) const;
-    // A view of rows [r0, r0 + n) (r0 must be a multiple of block_rows for scaled formats).
+    // Scale row (block of rows) of row r of this view.
+    const uint8_t* scale_row(int64_t r) const { return scale + ((scale_row0 + r) / block_rows) * scale_cols; }
+    // A view of rows [r0, r0 + n); for scaled formats it may start inside a scale block.
     WeightRef rows(int64_t r0, int64_t n) const;
 };
 

@@ -2,6 +2,8 @@
 // per-position relative error ‖a − b‖ / ‖b‖ used by every comparison.
 #pragma once
 
+#include <unistd.h>
+
 #include <cmath>
 #include <filesystem>
 #include <string>
@@ -21,7 +23,7 @@ inline LoadOptions quiet_cpu() {
 
 // Writes (once) and returns the directory of a random checkpoint of `cfg`.
 inline std::string tiny_checkpoint_dir(const std::string& name, const Dsv4Config& cfg, bool hf_names = false) {
-    std::string dir = (std::filesystem::temp_directory_path() / ("dsv4_test_" + name)).string();
+    std::string dir = (std::filesystem::temp_directory_path() / ("dsv4_test_" + name + "_" + std::to_string(::getpid()))).string();
     std::filesystem::remove_all(dir);
     TinyOptions opts;
     opts.hf_names = hf_names;

@@ -1,6 +1,7 @@
 // Weight-table checks (issue 3 item 3): a checkpoint with a missing, misshaped or mistyped tensor is
 // rejected with a message naming the tensor, the expected and the found value; extra tensors only warn;
 // every problem is reported at once; HF and released namings both load.
+#include <unistd.h>
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -24,7 +25,7 @@ std::string edited_checkpoint(const std::string& name, const std::function<void(
         ts.push_back({t->name, t->dtype, t->shape, t->data, t->nbytes});
     }
     edit(ts);
-    std::string dir = (std::filesystem::temp_directory_path() / ("dsv4_weights_" + name)).string();
+    std::string dir = (std::filesystem::temp_directory_path() / ("dsv4_weights_" + name + "_" + std::to_string(::getpid()))).string();
     std::filesystem::remove_all(dir);
     std::filesystem::create_directories(dir);
     std::filesystem::copy_file(base + "/config.json", dir + "/config.json");

@@ -1,0 +1,663 @@
+// CUDA forward pass (see forward_cuda.h). Order of steps follows model.cpp (embed -> hc streams -> per
+// layer {hc_pre, attn_norm, attention, hc_post, hc_pre, ffn_norm, MoE, hc_post} -> hc_head -> norm ->
+// head), attention.cpp (spec §6.10), compressor.cpp (spec §6.5) and moe.cpp (spec §7). All sizes of a
+// step follow from the positions, so the host never reads device memory inside a step; the only
+// host<->device traffic is the token ids/positions in and the logits out.
+#include "model/forward_cuda.h"
+
+#if DSV4_HAVE_CUDA
+
+#include <cuda_runtime_api.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <map>
+
+#include "core/log.h"
+#include "model/weights.h"
+#include "ops/cuda/cuda_check.h"
+#include "ops/cuda/ops_cuda.h"
+
+namespace dsv4 {
+
+namespace {
+
+int64_t scale_bytes(const WeightRef& w) {
+    if (!w.scale) return 0;
+    return ((w.scale_row0 + w.n_rows + w.block_rows - 1) / w.block_rows) * w.scale_cols;
+}
+
+// Device buffers owned by one object; freed together.
+struct DeviceAllocs {
+    std::vector<void*> ptrs;
+    int64_t bytes = 0;
+    ~DeviceAllocs() {
+        for (void* p : ptrs) cudaFree(p);
+    }
+    Status alloc(void** out, size_t n) {
+        DSV4_ASSERT(out != nullptr, "alloc");
+        cudaError_t e = cudaMalloc(out, std::max<size_t>(n, 16));
+        if (e != cudaSuccess) {
+            size_t free_b = 0, total_b = 0;
+            cudaMemGetInfo(&free_b, &total_b);
+            return error("cudaMalloc of {} bytes failed ({} bytes free of {}): {}", n, free_b, total_b,
+                         cudaGetErrorString(e));
+        }
+        ptrs.push_back(*out);
+        bytes += int64_t(n);
+        return Status::ok();
+    }
+    template <typename T>
+    Status upload(T** out, const void* src, size_t n) {
+        DSV4_TRY(alloc(reinterpret_cast<void**>(out), n));
+        DSV4_CUDA_CHECK(cudaMemcpy(*out, src, n, cudaMemcpyHostToDevice));
+        return Status::ok();
+    }
+};
+
+// Grow-only bump allocator for the activations of one forward call (reset at the start of each call;
+// after the first call of a given size it allocates nothing).
+class Workspace {
+public:
+    ~Workspace() {
+        for (auto& c : chunks_) cudaFree(c.base);
+    }
+    void reset() { cur_ = 0, off_ = 0; }
+    template <typename T>
+    Result<T*> get(int64_t count) {
+        const size_t bytes = (size_t(std::max<int64_t>(count, 1)) * sizeof(T) + 255) & ~size_t(255);
+        while (cur_ < chunks_.size() && off_ + bytes > chunks_[cur_].size) ++cur_, off_ = 0;
+        if (cur_ == chunks_.size()) {
+            Chunk c{nullptr, std::max<size_t>(bytes, size_t(64) << 20)};
+            DSV4_CUDA_CHECK(cudaMalloc(&c.base, c.size));
+            chunks_.push_back(c);
+            off_ = 0;
+        }
+        T* p = reinterpret_cast<T*>(static_cast<uint8_t*>(chunks_[cur_].base) + off_);
+        off_ += bytes;
+        return p;
+    }
+
+private:
+    struct Chunk {
+        void* base;
+        size_t size;
+    };
+    std::vector<Chunk> chunks_;
+    size_t cur_ = 0, off_ = 0;
+};
+
+// DSV4_CUDA_PROFILE=1: events between the segments of every step; at exit the time per segment summed
+// over all steps is logged (Phase-A breakdown for bench/NOTES.md; the events cost ~1 us each).
+class StepProfiler {
+public:
+    bool on = false;
+    ~StepProfiler() {
+        if (!on || totals_.empty()) return;
+        double all = 0.0;
+        for (auto& [k, v] : totals_) all += v.first;
+        std::string r = fmt::format("cuda decode-step profile ({} steps, {:.3f} ms per step):", steps_, all / std::max(steps_, 1));
+        for (auto& [k, v] : totals_)
+            r += fmt::format("\n  {:<18} {:9.3f} ms/step {:5.1f}%  ({} segments)", k, v.first / std::max(steps_, 1),
+                             100.0 * v.first / all, v.second);
+        log_info("{}", r);
+        for (auto& e : pool_) cudaEventDestroy(e);
+    }
+    void mark(const char* name, cudaStream_t s) {
+        if (!on) return;
+        if (used_ == pool_.size()) {
+            cudaEvent_t e;
+            cudaEventCreate(&e);
+            pool_.push_back(e);
+        }
+        cudaEventRecord(pool_[used_], s);
+        names_.push_back(name);
+        ++used_;
+    }
+    void finish(bool keep) {  // after the step's stream synchronize; keep: decode steps only
+        if (!on) return;
+        if (!keep) used_ = 0, names_.clear();
+        for (size_t i = 1; i < used_; ++i) {
+            float ms = 0.0f;
+            cudaEventElapsedTime(&ms, pool_[i - 1], pool_[i]);
+            auto& t = totals_[names_[i]];
+            t.first += ms;
+            t.second += 1;
+        }
+        ++steps_;
+        used_ = 0;
+        names_.clear();
+    }
+
+private:
+    std::vector<cudaEvent_t> pool_;
+    std::vector<const char*> names_;
+    size_t used_ = 0;
+    int steps_ = 0;
+    std::map<std::string, std::pair<double, int>> totals_;
+};
+
+struct DevLayer {
+    const float *hc_attn_fn, *hc_attn_base, *hc_attn_scale, *hc_ffn_fn, *hc_ffn_base, *hc_ffn_scale;
+    const float *attn_norm, *ffn_norm, *q_norm, *kv_norm, *attn_sink;
+    WeightRef wq_a, wq_b, wkv, wo_a, wo_b;
+    const float *cmp_ape = nullptr, *cmp_norm = nullptr;
+    WeightRef cmp_wkv, cmp_wgate;
+    WeightRef idx_wq_b, idx_weights_proj, idx_cmp_wkv, idx_cmp_wgate;
+    const float *idx_cmp_ape = nullptr, *idx_cmp_norm = nullptr;
+    WeightRef gate, sh_w1, sh_w2, sh_w3;
+    const float* gate_bias = nullptr;
+    const int64_t* tid2eid = nullptr;
+    const cuda::DevWeight *w1 = nullptr, *w2 = nullptr, *w3 = nullptr;  // [E] device tables
+    WeightRef w1_proto, w2_proto;
+};
+
+// One compressor's device state (mirrors CompressorState).
+struct DevCompressor {
+    int64_t m = 0, c = 1, d = 0;
+    float *pend_a = nullptr, *pend_z = nullptr, *prev_a = nullptr, *prev_z = nullptr;
+    float* entries = nullptr;   // [cap, d]
+    int64_t cap = 0, n_entries = 0;
+};
+
+struct DevLayerState {
+    float* ring = nullptr;      // [W, head_dim]
+    DevCompressor cmp, idx;
+};
+
+class CudaSeqState : public DeviceSeqState {
+public:
+    std::vector<DevLayerState> layers;
+    std::vector<void*> owned;   // everything but the entries buffers
+    int64_t ring_elems = 0;     // W · head_dim
+
+    ~CudaSeqState() override {
+        for (void* p : owned) cudaFree(p);
+        for (auto& L : layers) {
+            cudaFree(L.cmp.entries);
+            cudaFree(L.idx.entries);
+        }
+    }
+    std::unique_ptr<DeviceSeqState> clone() const override;
+
+    Status alloc_zero(float** p, int64_t count) {
+        DSV4_CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(p), size_t(std::max<int64_t>(count, 1)) * 4));
+        owned.push_back(*p);
+        DSV4_CUDA_CHECK(cudaMemset(*p, 0, size_t(std::max<int64_t>(count, 1)) * 4));
+        return Status::ok();
+    }
+    // Makes room for `need` entries (doubling); copies the old ones.
+    static Status reserve(DevCompressor& c, int64_t need, cudaStream_t s) {
+        if (need <= c.cap) return Status::ok();
+        const int64_t cap = std::max<int64_t>({need, 2 * c.cap, 64});
+        float* p = nullptr;
+        DSV4_CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&p), size_t(cap * c.d) * 4));
+        if (c.n_entries)
+            DSV4_CUDA_CHECK(cudaMemcpyAsync(p, c.entries, size_t(c.n_entries * c.d) * 4, cudaMemcpyDeviceToDevice, s));
+        DSV4_CUDA_CHECK(cudaStreamSynchronize(s));
+        cudaFree(c.entries);
+        c.entries = p, c.cap = cap;
+        return Status::ok();
+    }
+};
+
+Status copy_compressor(const DevCompressor& src, DevCompressor& dst, CudaSeqState& owner) {
+    dst = src;
+    dst.entries = nullptr;
+    dst.cap = 0;
+    const int64_t cd = src.m * src.c * src.d, md = src.m * src.d;
+    if (src.m == 0) return Status::ok();
+    DSV4_TRY(owner.alloc_zero(&dst.pend_a, cd));
+    DSV4_TRY(owner.alloc_zero(&dst.pend_z, cd));
+    DSV4_CUDA_CHECK(cudaMemcpy(dst.pend_a, src.pend_a, size_t(cd) * 4, cudaMemcpyDeviceToDevice));
+    DSV4_CUDA_CHECK(cudaMemcpy(dst.pend_z, src.pend_z, size_t(cd) * 4, cudaMemcpyDeviceToDevice));
+    if (src.c == 2) {
+        DSV4_TRY(owner.alloc_zero(&dst.prev_a, md));
+        DSV4_TRY(owner.alloc_zero(&dst.prev_z, md));
+        DSV4_CUDA_CHECK(cudaMemcpy(dst.prev_a, src.prev_a, size_t(md) * 4, cudaMemcpyDeviceToDevice));
+        DSV4_CUDA_CHECK(cudaMemcpy(dst.prev_z, src.prev_z, size_t(md) * 4, cudaMemcpyDeviceToDevice));
+    }
+    dst.n_entries = 0;
+    DSV4_TRY(CudaSeqState::reserve(dst, src.n_entries, nullptr));
+    if (src.n_entries)
+        DSV4_CUDA_CHECK(cudaMemcpy(dst.entries, src.entries, size_t(src.n_entries * src.d) * 4, cudaMemcpyDeviceToDevice));
+    dst.n_entries = src.n_entries;
+    return Status::ok();
+}
+
+}  // namespace
+
+struct CudaForward::Impl {
+    Dsv4Config cfg;
+    DeviceAllocs mem;
+    cudaStream_t stream = nullptr;
+    std::vector<DevLayer> layers;
+    WeightRef embed, head;
+    const float *norm = nullptr, *hc_head_fn = nullptr, *hc_head_base = nullptr, *hc_head_scale = nullptr;
+    const float *inv_main = nullptr, *inv_compress = nullptr;
+    mutable Workspace ws;
+    mutable StepProfiler prof;
+    void mark(const char* name) const { prof.mark(name, stream); }
+
+    ~Impl() {
+        if (stream) cudaStreamDestroy(stream);
+    }
+
+    // A linear weight in its stored format.
+    Status up_weight(const WeightRef& w, WeightRef& out) {
+        out = w;
+        if (!w.valid()) return Status::ok();
+        void* d = nullptr;
+        DSV4_TRY(mem.upload(&d, w.data, size_t(dtype_bytes(w.dtype, w.numel()))));
+        out.data = d;
+        if (w.scale) {
+            uint8_t* s = nullptr;
+            DSV4_TRY(mem.upload(&s, w.scale, size_t(scale_bytes(w))));
+            out.scale = s;
+        }
+        return Status::ok();
+    }
+    // A small parameter (norm, sink, hc, bias, ape), as f32.
+    Status up_f32(const WeightRef& w, const float*& out) {
+        out = nullptr;
+        if (!w.valid()) return Status::ok();
+        std::vector<float> v(size_t(w.numel()));
+        for (int64_t r = 0; r < w.n_rows; ++r) w.row_to_f32(r, v.data() + r * w.n_cols);
+        float* d = nullptr;
+        DSV4_TRY(mem.upload(&d, v.data(), v.size() * 4));
+        out = d;
+        return Status::ok();
+    }
+    Status up_experts(const std::vector<WeightRef>& ws, const cuda::DevWeight*& table, WeightRef& proto) {
+        std::vector<cuda::DevWeight> t;
+        for (const WeightRef& w : ws) {
+            WeightRef d;
+            DSV4_TRY(up_weight(w, d));
+            if (w.dtype != ws[0].dtype || w.n_rows != ws[0].n_rows || w.n_cols != ws[0].n_cols)
+                return error("routed experts of one layer differ in dtype or shape");
+            t.push_back(cuda::DevWeight::from(d));
+            if (t.size() == 1) proto = d;
+        }
+        cuda::DevWeight* d = nullptr;
+        DSV4_TRY(mem.upload(&d, t.data(), t.size() * sizeof(cuda::DevWeight)));
+        table = d;
+        return Status::ok();
+    }
+
+    Status upload(const Weights& W, const std::vector<float>& inv_m, const std::vector<float>& inv_c) {
+        DSV4_TRY(up_weight(W.embed, embed));
+        DSV4_TRY(up_weight(W.head, head));
+        DSV4_TRY(up_f32(W.norm, norm));
+        DSV4_TRY(up_f32(W.hc_head_fn, hc_head_fn));
+        DSV4_TRY(up_f32(W.hc_head_base, hc_head_base));
+        DSV4_TRY(up_f32(W.hc_head_scale, hc_head_scale));
+        float* d = nullptr;
+        DSV4_TRY(mem.upload(&d, inv_m.data(), inv_m.size() * 4));
+        inv_main = d;
+        DSV4_TRY(mem.upload(&d, inv_c.data(), inv_c.size() * 4));
+        inv_compress = d;
+        for (int il = 0; il < cfg.num_hidden_layers; ++il) {
+            const LayerWeights& L = W.layers[size_t(il)];
+            DevLayer D;
+            DSV4_TRY(up_f32(L.hc_attn_fn, D.hc_attn_fn));
+            DSV4_TRY(up_f32(L.hc_attn_base, D.hc_attn_base));
+            DSV4_TRY(up_f32(L.hc_attn_scale, D.hc_attn_scale));
+            DSV4_TRY(up_f32(L.hc_ffn_fn, D.hc_ffn_fn));
+            DSV4_TRY(up_f32(L.hc_ffn_base, D.hc_ffn_base));
+            DSV4_TRY(up_f32(L.hc_ffn_scale, D.hc_ffn_scale));
+            DSV4_TRY(up_f32(L.attn_norm, D.attn_norm));
+            DSV4_TRY(up_f32(L.ffn_norm, D.ffn_norm));
+            DSV4_TRY(up_f32(L.q_norm, D.q_norm));
+            DSV4_TRY(up_f32(L.kv_norm, D.kv_norm));
+            DSV4_TRY(up_f32(L.attn_sink, D.attn_sink));
+            DSV4_TRY(up_weight(L.wq_a, D.wq_a));
+            DSV4_TRY(up_weight(L.wq_b, D.wq_b));
+            DSV4_TRY(up_weight(L.wkv, D.wkv));
+            DSV4_TRY(up_weight(L.wo_a, D.wo_a));
+            DSV4_TRY(up_weight(L.wo_b, D.wo_b));
+            DSV4_TRY(up_f32(L.cmp_ape, D.cmp_ape));
+            DSV4_TRY(up_f32(L.cmp_norm, D.cmp_norm));
+            DSV4_TRY(up_weight(L.cmp_wkv, D.cmp_wkv));
+            DSV4_TRY(up_weight(L.cmp_wgate, D.cmp_wgate));
+            DSV4_TRY(up_weight(L.idx_wq_b, D.idx_wq_b));
+            DSV4_TRY(up_weight(L.idx_weights_proj, D.idx_weights_proj));
+            DSV4_TRY(up_weight(L.idx_cmp_wkv, D.idx_cmp_wkv));
+            DSV4_TRY(up_weight(L.idx_cmp_wgate, D.idx_cmp_wgate));
+            DSV4_TRY(up_f32(L.idx_cmp_ape, D.idx_cmp_ape));
+            DSV4_TRY(up_f32(L.idx_cmp_norm, D.idx_cmp_norm));
+            DSV4_TRY(up_weight(L.gate, D.gate));
+            DSV4_TRY(up_weight(L.sh_w1, D.sh_w1));
+            DSV4_TRY(up_weight(L.sh_w2, D.sh_w2));
+            DSV4_TRY(up_weight(L.sh_w3, D.sh_w3));
+            if (cfg.is_hash_layer(il)) {
+                const auto* t = static_cast<const int64_t*>(L.tid2eid.data);
+                for (int64_t i = 0; i < L.tid2eid.numel(); ++i)
+                    if (t[i] < 0 || t[i] >= cfg.n_routed_experts)
+                        return error("layer {}: tid2eid[{}] = {} outside [0, {})", il, i, t[i], cfg.n_routed_experts);
+                int64_t* dt = nullptr;
+                DSV4_TRY(mem.upload(&dt, t, size_t(L.tid2eid.numel()) * 8));
+                D.tid2eid = dt;
+            } else {
+                DSV4_TRY(up_f32(L.gate_bias, D.gate_bias));
+            }
+            WeightRef w3_proto;
+            DSV4_TRY(up_experts(L.w1, D.w1, D.w1_proto));
+            DSV4_TRY(up_experts(L.w3, D.w3, w3_proto));
+            DSV4_TRY(up_experts(L.w2, D.w2, D.w2_proto));
+            layers.push_back(D);
+        }
+        return Status::ok();
+    }
+
+    // ---- one forward call: the tokens at positions p0 .. p0+n−1
+    struct Step {
+        int64_t p0, n;
+        const int32_t* ids;      // [n] device
+        const int64_t* pos;      // [n] device
+        const int64_t* navail4;  // [n] device: (pos + 1) / 4, the CSA entries a query may see
+    };
+
+    Status compressor(const Step& S, const WeightRef& wkv, const WeightRef& wgate, const float* ape, const float* nrm,
+                      const float* x, DevCompressor& c) const {
+        const int64_t n = S.n, m = c.m, cd = c.c * c.d, d = c.d, rd = cfg.qk_rope_head_dim, D = cfg.hidden_size;
+        float *a, *z;
+        DSV4_TRY_ASSIGN(a, ws.get<float>(n * cd));
+        DSV4_TRY_ASSIGN(z, ws.get<float>(n * cd));
+        DSV4_TRY(cuda::linear(x, n, D, wkv, a, cd, stream));
+        DSV4_TRY(cuda::linear(x, n, D, wgate, z, cd, stream));
+        const int64_t w_first = S.p0 / m, n_emit = (S.p0 + n) / m - w_first;
+        if (n_emit > 0) {
+            DSV4_TRY(CudaSeqState::reserve(c, c.n_entries + n_emit, stream));
+            float* C = c.entries + c.n_entries * d;
+            int64_t* epos;
+            DSV4_TRY_ASSIGN(epos, ws.get<int64_t>(n_emit));
+            DSV4_TRY(cuda::compressor_emit(a, z, ape, c.pend_a, c.pend_z, c.prev_a, c.prev_z, S.p0, n, m, c.c, d,
+                                           w_first, n_emit, C, epos, stream));
+            DSV4_TRY(cuda::rms_norm(C, n_emit, d, nrm, cfg.rms_norm_eps, C, stream));
+            DSV4_TRY(cuda::rope(C, n_emit, 1, d, d - rd, rd / 2, epos, inv_compress, false, stream));
+        }
+        DSV4_TRY(cuda::compressor_commit(a, z, ape, c.pend_a, c.pend_z, c.prev_a, c.prev_z, S.p0, n, m, c.c, d, stream));
+        c.n_entries += n_emit;
+        return Status::ok();
+    }
+
+    // Lightning indexer (spec §6.6): sel [n, index_topk] (−1 padded).
+    Result<int32_t*> indexer(const Step& S, const DevLayer& L, const float* x, const float* cq, DevLayerState& st) const {
+        const int64_t n = S.n, HI = cfg.index_n_heads, dI = cfg.index_head_dim, rd = cfg.qk_rope_head_dim;
+        const int64_t rq = cfg.q_lora_rank, D = cfg.hidden_size, topk = cfg.index_topk;
+        DSV4_TRY(compressor(S, L.idx_cmp_wkv, L.idx_cmp_wgate, L.idx_cmp_ape, L.idx_cmp_norm, x, st.idx));
+        float *qi, *wts, *scores;
+        DSV4_TRY_ASSIGN(qi, ws.get<float>(n * HI * dI));
+        DSV4_TRY_ASSIGN(wts, ws.get<float>(n * HI));
+        DSV4_TRY(cuda::linear(cq, n, rq, L.idx_wq_b, qi, HI * dI, stream));
+        DSV4_TRY(cuda::rope(qi, n, HI, dI, dI - rd, rd / 2, S.pos, inv_compress, false, stream));
+        DSV4_TRY(cuda::linear(x, n, D, L.idx_weights_proj, wts, HI, stream));
+        const float wscale = 1.0f / (std::sqrt(float(dI)) * std::sqrt(float(HI)));
+        DSV4_TRY(cuda::scale(wts, n * HI, wscale, stream));
+        const int64_t n_keys = st.idx.n_entries;
+        DSV4_TRY_ASSIGN(scores, ws.get<float>(n * std::max<int64_t>(n_keys, 1)));
+        DSV4_TRY(cuda::indexer_scores(qi, wts, n, HI, dI, st.idx.entries, n_keys, S.navail4, scores, stream));
+        int32_t* sel;
+        DSV4_TRY_ASSIGN(sel, ws.get<int32_t>(n * topk));
+        DSV4_TRY(cuda::topk_lower_index(scores, n, n_keys, S.navail4, topk, sel, stream));
+        return sel;
+    }
+
+    Status attention(const Step& S, int il, const float* x, DevLayerState& st, float* out) const {
+        const DevLayer& L = layers[size_t(il)];
+        const int64_t n = S.n, H = cfg.num_attention_heads, dh = cfg.head_dim, D = cfg.hidden_size;
+        const int64_t rd = cfg.qk_rope_head_dim, nope = dh - rd, rq = cfg.q_lora_rank, W = cfg.sliding_window;
+        const int64_t G = cfg.o_groups, ro = cfg.o_lora_rank, m = cfg.compress_ratio(il);
+        const float* inv = m == 0 ? inv_main : inv_compress;
+        const double eps = cfg.rms_norm_eps;
+        float *cq, *q, *kv;
+        DSV4_TRY_ASSIGN(cq, ws.get<float>(n * rq));
+        DSV4_TRY_ASSIGN(q, ws.get<float>(n * H * dh));
+        DSV4_TRY_ASSIGN(kv, ws.get<float>(n * dh));
+        // 1. queries
+        DSV4_TRY(cuda::linear(x, n, D, L.wq_a, cq, rq, stream));
+        DSV4_TRY(cuda::rms_norm(cq, n, rq, L.q_norm, eps, cq, stream));
+        DSV4_TRY(cuda::linear(cq, n, rq, L.wq_b, q, H * dh, stream));
+        DSV4_TRY(cuda::rms_norm(q, n * H, dh, nullptr, eps, q, stream));
+        DSV4_TRY(cuda::rope(q, n, H, dh, nope, rd / 2, S.pos, inv, false, stream));
+        mark("attn.q");
+        // 2. the shared K=V head
+        DSV4_TRY(cuda::linear(x, n, D, L.wkv, kv, dh, stream));
+        DSV4_TRY(cuda::rms_norm(kv, n, dh, L.kv_norm, eps, kv, stream));
+        DSV4_TRY(cuda::rope(kv, n, 1, dh, nope, rd / 2, S.pos, inv, false, stream));
+        mark("attn.kv");
+        // 3. compressed entries and the indexer's choice among them
+        int32_t* sel = nullptr;
+        if (m != 0) DSV4_TRY(compressor(S, L.cmp_wkv, L.cmp_wgate, L.cmp_ape, L.cmp_norm, x, st.cmp));
+        if (m != 0) mark("attn.compressor");
+        if (m == 4) {
+            DSV4_TRY_ASSIGN(sel, indexer(S, L, x, cq, st));
+            mark("attn.indexer");
+        }
+        // 4. key pool = [window history | this call's kv] ∪ compressed entries (a second segment)
+        const int64_t hist0 = std::max<int64_t>(0, S.p0 - (W - 1)), n_hist = S.p0 - hist0;
+        const int64_t n_cmp = m ? st.cmp.n_entries : 0;
+        const int64_t max_keys = W + (m == 0 ? 0 : (m == 4 ? cfg.index_topk : n_cmp));
+        float* pool;
+        int32_t* idx;
+        DSV4_TRY_ASSIGN(pool, ws.get<float>((n_hist + n) * dh));
+        DSV4_TRY_ASSIGN(idx, ws.get<int32_t>(n * max_keys));
+        DSV4_TRY(cuda::attn_pool_build(st.ring, W, S.p0, n_hist, kv, n, dh, pool, stream));
+        DSV4_TRY(cuda::build_attn_index(S.p0, n, W, n_hist, m, n_cmp, sel, cfg.index_topk, max_keys, idx, stream));
+        // 5. sink attention, 6. de-rotation, grouped low-rank output
+        float *o, *u;
+        DSV4_TRY_ASSIGN(o, ws.get<float>(n * H * dh));
+        DSV4_TRY_ASSIGN(u, ws.get<float>(n * G * ro));
+        DSV4_TRY(cuda::sink_attention(q, n, H, dh, pool, m ? st.cmp.entries : nullptr, n_hist + n, idx, max_keys,
+                                      L.attn_sink, 1.0f / std::sqrt(float(dh)), o, stream));
+        DSV4_TRY(cuda::rope(o, n, H, dh, nope, rd / 2, S.pos, inv, true, stream));
+        mark("attn.core");
+        const int64_t gin = H * dh / G;
+        for (int64_t g = 0; g < G; ++g)
+            DSV4_TRY(cuda::linear(o + g * gin, n, H * dh, L.wo_a.rows(g * ro, ro), u + g * ro, G * ro, stream));
+        DSV4_TRY(cuda::linear(u, n, G * ro, L.wo_b, out, D, stream));
+        // window ring update
+        DSV4_TRY(cuda::ring_write(kv, n, dh, S.p0, W, st.ring, stream));
+        mark("attn.out");
+        return Status::ok();
+    }
+
+    Status moe(const Step& S, int il, const float* x, float* out) const {
+        const DevLayer& L = layers[size_t(il)];
+        const int64_t n = S.n, D = cfg.hidden_size, E = cfg.n_routed_experts, k = cfg.num_experts_per_tok;
+        const int64_t Is = L.sh_w1.n_rows, I = L.w1_proto.n_rows;
+        float *logits, *wsel, *g, *u, *h, *G, *U, *Hh, *Y;
+        int32_t* esel;
+        DSV4_TRY_ASSIGN(logits, ws.get<float>(n * E));
+        DSV4_TRY_ASSIGN(wsel, ws.get<float>(n * k));
+        DSV4_TRY_ASSIGN(esel, ws.get<int32_t>(n * k));
+        DSV4_TRY(cuda::linear(x, n, D, L.gate, logits, E, stream));
+        const bool hash = cfg.is_hash_layer(il);
+        DSV4_TRY(cuda::moe_route(logits, n, E, k, S.ids, hash ? L.tid2eid : nullptr, cfg.vocab_size,
+                                 hash ? nullptr : L.gate_bias, cfg.routed_scaling_factor, esel, wsel, stream));
+        mark("moe.router");
+        // shared expert: out = shared(x)
+        DSV4_TRY_ASSIGN(g, ws.get<float>(n * Is));
+        DSV4_TRY_ASSIGN(u, ws.get<float>(n * Is));
+        DSV4_TRY_ASSIGN(h, ws.get<float>(n * Is));
+        DSV4_TRY(cuda::linear(x, n, D, L.sh_w1, g, Is, stream));
+        DSV4_TRY(cuda::linear(x, n, D, L.sh_w3, u, Is, stream));
+        DSV4_TRY(cuda::swiglu_clamp(g, u, n, Is, Is, cfg.swiglu_limit, h, stream));
+        DSV4_TRY(cuda::linear(h, n, Is, L.sh_w2, out, D, stream));
+        mark("moe.shared");
+        // routed experts: (token, slot) pairs grouped by expert on the device, each expert's weights read
+        // once per chunk of up to 8 pairs
+        DSV4_TRY_ASSIGN(G, ws.get<float>(n * k * I));
+        DSV4_TRY_ASSIGN(U, ws.get<float>(n * k * I));
+        DSV4_TRY_ASSIGN(Hh, ws.get<float>(n * k * I));
+        DSV4_TRY_ASSIGN(Y, ws.get<float>(n * k * D));
+        const int64_t np = n * k, max_chunks = cuda::moe_max_chunks(np, E);
+        int32_t *perm, *chunks, *n_chunks, *scratch;
+        DSV4_TRY_ASSIGN(perm, ws.get<int32_t>(np));
+        DSV4_TRY_ASSIGN(chunks, ws.get<int32_t>(3 * max_chunks));
+        DSV4_TRY_ASSIGN(n_chunks, ws.get<int32_t>(1));
+        DSV4_TRY_ASSIGN(scratch, ws.get<int32_t>(E + 1));
+        DSV4_TRY(cuda::moe_group(esel, np, E, perm, chunks, n_chunks, scratch, stream));
+        DSV4_TRY(cuda::linear_grouped(x, np, D, k, L.w1, L.w1_proto, perm, chunks, n_chunks, max_chunks, G, I, stream));
+        DSV4_TRY(cuda::linear_grouped(x, np, D, k, L.w3, L.w1_proto, perm, chunks, n_chunks, max_chunks, U, I, stream));
+        DSV4_TRY(cuda::swiglu_clamp(G, U, np, I, I, cfg.swiglu_limit, Hh, stream));
+        DSV4_TRY(cuda::linear_grouped(Hh, np, I, 1, L.w2, L.w2_proto, perm, chunks, n_chunks, max_chunks, Y, D, stream));
+        DSV4_TRY(cuda::moe_combine(Y, wsel, n, k, D, out, stream));
+        mark("moe.routed");
+        return Status::ok();
+    }
+
+    Status forward(CudaSeqState& st, int64_t p0, std::span<const int32_t> ids, std::vector<float>& logits_out,
+                   bool all_logits) const {
+        const int64_t n = int64_t(ids.size()), D = cfg.hidden_size, hc = cfg.hc_mult, V = cfg.vocab_size;
+        const double eps = cfg.rms_norm_eps;
+        ws.reset();
+        // step metadata: ids, positions, CSA visibility (one small upload)
+        std::vector<int64_t> meta(size_t(2 * n));
+        for (int64_t i = 0; i < n; ++i) meta[i] = p0 + i, meta[n + i] = (p0 + i + 1) / 4;
+        int32_t* d_ids;
+        int64_t* d_meta;
+        DSV4_TRY_ASSIGN(d_ids, ws.get<int32_t>(n));
+        DSV4_TRY_ASSIGN(d_meta, ws.get<int64_t>(2 * n));
+        DSV4_CUDA_CHECK(cudaMemcpyAsync(d_ids, ids.data(), size_t(n) * 4, cudaMemcpyHostToDevice, stream));
+        DSV4_CUDA_CHECK(cudaMemcpyAsync(d_meta, meta.data(), size_t(2 * n) * 8, cudaMemcpyHostToDevice, stream));
+        const Step S{p0, n, d_ids, d_meta, d_meta + n};
+        mark("start");
+
+        float *h, *X, *X2, *y, *post, *comb, *sub;
+        DSV4_TRY_ASSIGN(h, ws.get<float>(n * D));
+        DSV4_TRY_ASSIGN(X, ws.get<float>(n * hc * D));
+        DSV4_TRY_ASSIGN(X2, ws.get<float>(n * hc * D));
+        DSV4_TRY_ASSIGN(y, ws.get<float>(n * D));
+        DSV4_TRY_ASSIGN(post, ws.get<float>(n * hc));
+        DSV4_TRY_ASSIGN(comb, ws.get<float>(n * hc * hc));
+        DSV4_TRY_ASSIGN(sub, ws.get<float>(n * D));
+        DSV4_TRY(cuda::embed(d_ids, n, embed, h, stream));
+        DSV4_TRY(cuda::hc_expand(h, n, hc, D, X, stream));
+        mark("embed");
+        const int iters = cfg.hc_sinkhorn_iters;
+        for (int il = 0; il < cfg.num_hidden_layers; ++il) {
+            const DevLayer& L = layers[size_t(il)];
+            DSV4_TRY(cuda::hc_pre(X, n, hc, D, L.hc_attn_fn, L.hc_attn_base, L.hc_attn_scale, iters, cfg.hc_eps, eps,
+                                  y, post, comb, stream));
+            DSV4_TRY(cuda::rms_norm(y, n, D, L.attn_norm, eps, y, stream));
+            mark("hc_pre+norm");
+            DSV4_TRY(attention(S, il, y, st.layers[size_t(il)], sub));
+            DSV4_TRY(cuda::hc_post(X, sub, post, comb, n, hc, D, X2, stream));
+            mark("hc_post");
+            DSV4_TRY(cuda::hc_pre(X2, n, hc, D, L.hc_ffn_fn, L.hc_ffn_base, L.hc_ffn_scale, iters, cfg.hc_eps, eps,
+                                  y, post, comb, stream));
+            DSV4_TRY(cuda::rms_norm(y, n, D, L.ffn_norm, eps, y, stream));
+            mark("hc_pre+norm");
+            DSV4_TRY(moe(S, il, y, sub));
+            DSV4_TRY(cuda::hc_post(X2, sub, post, comb, n, hc, D, X, stream));
+            mark("hc_post");
+        }
+        // head: collapse the streams, final norm, logits for all positions or the last one
+        const int64_t first = all_logits ? 0 : n - 1, n_out = n - first;
+        float *z, *lg;
+        DSV4_TRY_ASSIGN(z, ws.get<float>(n_out * D));
+        DSV4_TRY_ASSIGN(lg, ws.get<float>(n_out * V));
+        DSV4_TRY(cuda::hc_head(X + first * hc * D, n_out, hc, D, hc_head_fn, hc_head_base, hc_head_scale, cfg.hc_eps,
+                               eps, z, stream));
+        DSV4_TRY(cuda::rms_norm(z, n_out, D, norm, eps, z, stream));
+        DSV4_TRY(cuda::linear(z, n_out, D, head, lg, V, stream));
+        mark("head");
+        logits_out.resize(size_t(n_out * V));
+        DSV4_CUDA_CHECK(cudaMemcpyAsync(logits_out.data(), lg, size_t(n_out * V) * 4, cudaMemcpyDeviceToHost, stream));
+        mark("logits d2h");
+        DSV4_CUDA_CHECK(cudaStreamSynchronize(stream));
+        prof.finish(n == 1);
+        return Status::ok();
+    }
+};
+
+std::unique_ptr<DeviceSeqState> CudaSeqState::clone() const {
+    auto c = std::make_unique<CudaSeqState>();
+    c->ring_elems = ring_elems;
+    for (const DevLayerState& s : layers) {
+        DevLayerState d;
+        DSV4_ASSERT(c->alloc_zero(&d.ring, ring_elems).is_ok(), "clone_state: ring allocation failed");
+        DSV4_ASSERT(cudaMemcpy(d.ring, s.ring, size_t(ring_elems) * 4, cudaMemcpyDeviceToDevice) == cudaSuccess,
+                    "clone_state: copy failed");
+        c->layers.push_back(d);  // owned entries are freed by c from here on
+        Status st = copy_compressor(s.cmp, c->layers.back().cmp, *c);
+        if (st.is_ok()) st = copy_compressor(s.idx, c->layers.back().idx, *c);
+        DSV4_ASSERT(st.is_ok(), "clone_state: {}", st.message());
+    }
+    return c;
+}
+
+CudaForward::~CudaForward() = default;
+
+Result<std::unique_ptr<CudaForward>> CudaForward::create(const Dsv4Config& cfg, const Weights& w,
+                                                         const std::vector<float>& inv_main,
+                                                         const std::vector<float>& inv_compress) {
+    if (!cuda::device_available()) return error("backend 'cuda': no CUDA device is available");
+    std::unique_ptr<CudaForward> f(new CudaForward());
+    f->impl_ = std::make_unique<Impl>();
+    f->impl_->cfg = cfg;
+    const char* p = std::getenv("DSV4_CUDA_PROFILE");
+    f->impl_->prof.on = p && *p && *p != '0';
+    DSV4_CUDA_CHECK(cudaStreamCreateWithFlags(&f->impl_->stream, cudaStreamNonBlocking));
+    DSV4_TRY(f->impl_->upload(w, inv_main, inv_compress));
+    return f;
+}
+
+int64_t CudaForward::weight_bytes() const { return impl_->mem.bytes; }
+
+std::unique_ptr<DeviceSeqState> CudaForward::new_state() const {
+    const Dsv4Config& cfg = impl_->cfg;
+    auto st = std::make_unique<CudaSeqState>();
+    st->ring_elems = int64_t(cfg.sliding_window) * cfg.head_dim;
+    for (int il = 0; il < cfg.num_hidden_layers; ++il) {
+        DevLayerState L;
+        DSV4_ASSERT(st->alloc_zero(&L.ring, int64_t(cfg.sliding_window) * cfg.head_dim).is_ok(), "ring alloc");
+        const int m = cfg.compress_ratio(il);
+        auto make = [&](DevCompressor& c, int64_t d) {
+            c.m = m == 4 ? 4 : m;
+            c.c = m == 4 ? 2 : 1;
+            c.d = d;
+            DSV4_ASSERT(st->alloc_zero(&c.pend_a, c.m * c.c * d).is_ok(), "alloc");
+            DSV4_ASSERT(st->alloc_zero(&c.pend_z, c.m * c.c * d).is_ok(), "alloc");
+            if (c.c == 2) {
+                DSV4_ASSERT(st->alloc_zero(&c.prev_a, c.m * d).is_ok(), "alloc");
+                DSV4_ASSERT(st->alloc_zero(&c.prev_z, c.m * d).is_ok(), "alloc");
+            }
+        };
+        if (m != 0) make(L.cmp, cfg.head_dim);
+        if (m == 4) make(L.idx, cfg.index_head_dim);
+        st->layers.push_back(L);
+    }
+    return st;
+}
+
+Status CudaForward::forward(SeqState& st, std::span<const int32_t> ids, std::vector<float>& logits,
+                            bool all_logits) const {
+    auto* ds = dynamic_cast<CudaSeqState*>(st.device.p.get());
+    if (!ds) return error("forward: the state was not made by this CUDA model (use Model::new_state)");
+    DSV4_TRY(impl_->forward(*ds, st.n_past, ids, logits, all_logits));
+    st.n_past += int64_t(ids.size());
+    return Status::ok();
+}
+
+}  // namespace dsv4
+
+#else  // no CUDA in this build
+
+namespace dsv4 {
+struct CudaForward::Impl {};
+CudaForward::~CudaForward() = default;
+Result<std::unique_ptr<CudaForward>> CudaForward::create(const Dsv4Config&, const Weights&, const std::vector<float>&,
+                                                         const std::vector<float>&) {
+    return error("backend 'cuda' is not available: this build has no CUDA (configure with -DDSV4_CUDA=ON)");
+}
+std::unique_ptr<DeviceSeqState> CudaForward::new_state() const { return nullptr; }
+Status CudaForward::forward(SeqState&, std::span<const int32_t>, std::vector<float>&, bool) const {
+    return error("backend 'cuda' is not available in this build");
+}
+int64_t CudaForward::weight_bytes() const { return 0; }
+}  // namespace dsv4
+
+#endif

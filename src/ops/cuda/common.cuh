@@ -1,0 +1,73 @@
+// Device helpers shared by the kernels: warp/block reductions and the scalar codecs of the stored
+// weight formats (spec §10.1: bf16, f16, FP8 e4m3fn, FP4 e2m1, UE8M0), bit-exact with core/dtype.h.
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_fp8.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+namespace dsv4::cuda {
+
+__device__ __forceinline__ float warp_sum(float v) {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+__device__ __forceinline__ float warp_max(float v) {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+    return v;
+}
+
+// Sum over the block (blockDim.x a multiple of 32, ≤ 1024); every thread gets the result.
+// `red` is a __shared__ float[32] scratch; the trailing barrier makes it reusable at once.
+__device__ __forceinline__ float block_sum(float v, float* red) {
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, n_warps = blockDim.x >> 5;
+    v = warp_sum(v);
+    if (lane == 0) red[warp] = v;
+    __syncthreads();
+    float r = lane < n_warps ? red[lane] : 0.0f;
+    r = warp_sum(r);
+    __syncthreads();
+    return r;
+}
+__device__ __forceinline__ float block_max(float v, float* red) {
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, n_warps = blockDim.x >> 5;
+    v = warp_max(v);
+    if (lane == 0) red[warp] = v;
+    __syncthreads();
+    float r = lane < n_warps ? red[lane] : -INFINITY;
+    r = warp_max(r);
+    __syncthreads();
+    return r;
+}
+
+__device__ __forceinline__ float bf16_bits_to_f32(uint32_t h) { return __uint_as_float(h << 16); }
+
+// UE8M0: 2^(E−127); E = 0 is the subnormal 2^−127, E = 255 NaN (core/dtype.h e8m0_to_f32).
+__device__ __forceinline__ float e8m0_to_f32_dev(uint8_t e) {
+    if (e == 255) return __uint_as_float(0x7fc00000u);
+    if (e == 0) return __uint_as_float(0x00400000u);
+    return __uint_as_float(uint32_t(e) << 23);
+}
+
+// Two e4m3fn codes (low byte = first) to floats, through the exact fp8->fp16 conversion.
+__device__ __forceinline__ float2 e4m3x2_to_f32(uint16_t two) {
+    __half2_raw h = __nv_cvt_fp8x2_to_halfraw2(static_cast<__nv_fp8x2_storage_t>(two), __NV_E4M3);
+    return __half22float2(__half2(h));
+}
+__device__ __forceinline__ float e4m3_to_f32_dev(uint8_t v) { return e4m3x2_to_f32(v).x; }
+
+// e2m1 code (4 bits): ±{0, 0.5, 1, 1.5, 2, 3, 4, 6}.
+__device__ __forceinline__ float e2m1_to_f32_dev(uint32_t code) {
+    const uint32_t mag = code & 7u;
+    float v = mag < 2 ? 0.5f * float(mag) : __uint_as_float((((mag >> 1) + 126u) << 23) | ((mag & 1u) << 22));
+    return (code & 8u) ? -v : v;
+}
+
+inline unsigned ceil_div_u(int64_t a, int64_t b) { return unsigned((a + b - 1) / b); }
+
+}  // namespace dsv4::cuda

@@ -1,0 +1,122 @@
+// Row-wise and element-wise kernels: RMSNorm (one CTA per row), interleaved partial RoPE (one thread
+// per (row, pair)), embedding gather, clamped SwiGLU, scaling. Tested against the cpu:: ops of the same
+// names in tests/ops; note: docs/kernels/elementwise.md.
+#include "ops/cuda/common.cuh"
+#include "ops/cuda/cuda_check.h"
+#include "ops/cuda/ops_cuda.h"
+
+namespace dsv4::cuda {
+
+namespace {
+
+// follows cpu::rms_norm: fp32 sum of squares, inv = 1/sqrt(ss/d + eps), then x·inv·w
+__global__ void rms_norm_kernel(const float* x, int64_t d, const float* w, float eps, float* out) {
+    __shared__ float red[32];
+    const float* xr = x + int64_t(blockIdx.x) * d;
+    float* o = out + int64_t(blockIdx.x) * d;
+    float ss = 0.0f;
+    for (int64_t i = threadIdx.x; i < d; i += blockDim.x) ss += xr[i] * xr[i];
+    ss = block_sum(ss, red);
+    const float inv = 1.0f / sqrtf(ss / float(d) + eps);
+    for (int64_t i = threadIdx.x; i < d; i += blockDim.x) o[i] = w ? xr[i] * inv * w[i] : xr[i] * inv;
+}
+
+__global__ void rope_kernel(float* x, int64_t rows, int64_t heads, int64_t head_stride, int64_t off,
+                            int64_t n_pairs, const int64_t* pos, const float* inv_freq, bool inverse) {
+    const int64_t g = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (g >= rows * n_pairs) return;
+    const int64_t r = g / n_pairs, i = g % n_pairs;
+    const float angle = float(pos[r]) * inv_freq[i];  // fp32 product, as HF
+    const float c = cosf(angle);
+    float s = sinf(angle);
+    if (inverse) s = -s;
+    for (int64_t h = 0; h < heads; ++h) {
+        float* p = x + (r * heads + h) * head_stride + off + 2 * i;
+        const float x0 = p[0], x1 = p[1];
+        p[0] = x0 * c - x1 * s;
+        p[1] = x0 * s + x1 * c;
+    }
+}
+
+__global__ void embed_kernel(const int32_t* ids, DevWeight t, float* out) {
+    const int64_t row = ids[blockIdx.x], D = t.n_cols;
+    float* o = out + int64_t(blockIdx.x) * D;
+    if (row < 0 || row >= t.n_rows) {  // bad id: NaN row (the host validates ids before launching)
+        for (int64_t i = threadIdx.x; i < D; i += blockDim.x) o[i] = __uint_as_float(0x7fc00000u);
+        return;
+    }
+    for (int64_t i = threadIdx.x; i < D; i += blockDim.x) {
+        const int64_t at = row * D + i;
+        float v;
+        if (t.dtype == DType::f32) v = reinterpret_cast<const float*>(t.data)[at];
+        else if (t.dtype == DType::bf16) v = bf16_bits_to_f32(reinterpret_cast<const uint16_t*>(t.data)[at]);
+        else {
+            __half_raw hr;
+            hr.x = reinterpret_cast<const uint16_t*>(t.data)[at];
+            v = __half2float(__half(hr));
+        }
+        o[i] = v;
+    }
+}
+
+// follows cpu::swiglu_clamp: h = silu(min(g, lim)) · clamp(u, ±lim)
+__global__ void swiglu_kernel(const float* g, const float* u, int64_t n, int64_t I, int64_t ldg, float lim, float* h) {
+    const int64_t e = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (e >= n * I) return;
+    const int64_t t = e / I, i = e % I;
+    float gv = g[t * ldg + i], uv = u[t * ldg + i];
+    if (lim > 0.0f) {
+        gv = fminf(gv, lim);
+        uv = fminf(fmaxf(uv, -lim), lim);
+    }
+    h[e] = gv / (1.0f + expf(-gv)) * uv;
+}
+
+__global__ void scale_kernel(float* x, int64_t count, float a) {
+    const int64_t e = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (e < count) x[e] *= a;
+}
+
+}  // namespace
+
+Status rms_norm(const float* x, int64_t rows, int64_t d, const float* w, double eps, float* out, cudaStream_t s) {
+    if (rows == 0) return Status::ok();
+    rms_norm_kernel<<<unsigned(rows), 256, 0, s>>>(x, d, w, float(eps), out);
+    DSV4_CUDA_LAUNCH_CHECK("rms_norm_kernel");
+    return Status::ok();
+}
+
+Status rope(float* x, int64_t rows, int64_t heads, int64_t head_stride, int64_t off, int64_t n_pairs,
+            const int64_t* pos, const float* inv_freq, bool inverse, cudaStream_t s) {
+    if (rows * n_pairs == 0) return Status::ok();
+    rope_kernel<<<ceil_div_u(rows * n_pairs, 256), 256, 0, s>>>(x, rows, heads, head_stride, off, n_pairs, pos,
+                                                               inv_freq, inverse);
+    DSV4_CUDA_LAUNCH_CHECK("rope_kernel");
+    return Status::ok();
+}
+
+Status embed(const int32_t* ids, int64_t n, const WeightRef& table, float* out, cudaStream_t s) {
+    if (table.dtype != DType::f32 && table.dtype != DType::bf16 && table.dtype != DType::f16)
+        return error("cuda::embed: table dtype {} (expected f32, bf16 or f16)", dtype_name(table.dtype));
+    if (n == 0) return Status::ok();
+    embed_kernel<<<unsigned(n), 256, 0, s>>>(ids, DevWeight::from(table), out);
+    DSV4_CUDA_LAUNCH_CHECK("embed_kernel");
+    return Status::ok();
+}
+
+Status swiglu_clamp(const float* g, const float* u, int64_t n, int64_t I, int64_t ldg, double limit, float* h,
+                    cudaStream_t s) {
+    if (n * I == 0) return Status::ok();
+    swiglu_kernel<<<ceil_div_u(n * I, 256), 256, 0, s>>>(g, u, n, I, ldg, float(limit), h);
+    DSV4_CUDA_LAUNCH_CHECK("swiglu_kernel");
+    return Status::ok();
+}
+
+Status scale(float* x, int64_t count, float a, cudaStream_t s) {
+    if (count == 0) return Status::ok();
+    scale_kernel<<<ceil_div_u(count, 256), 256, 0, s>>>(x, count, a);
+    DSV4_CUDA_LAUNCH_CHECK("scale_kernel");
+    return Status::ok();
+}
+
+}  // namespace dsv4::cuda
