@@ -63,7 +63,8 @@ void fill_tensor(const InventoryEntry& e, std::vector<uint8_t>& data, std::vecto
         }
         case DType::f32: {
             auto* f = reinterpret_cast<float*>(data.data());
-            for (int64_t i = 0; i < numel; ++i) f[i] = 0.02f * (float(mix(seed + uint64_t(i)) >> 40) / float(1 << 24) - 0.5f);
+            for (int64_t i = 0; i < numel; ++i)
+                f[i] = 0.02f * (float(mix(seed + uint64_t(i)) >> 40) / float(1 << 24) - 0.5f);
             break;
         }
         case DType::i64: {  // tid2eid [V, k]: k distinct experts per row
@@ -75,7 +76,8 @@ void fill_tensor(const InventoryEntry& e, std::vector<uint8_t>& data, std::vecto
             }
             break;
         }
-        default: DSV4_ASSERT(false, "bench: unexpected dtype {}", dtype_name(e.dtype));
+        default:
+            DSV4_ASSERT(false, "bench: unexpected dtype {}", dtype_name(e.dtype));
     }
 }
 
@@ -95,9 +97,10 @@ Status write_bench_checkpoint(const Dsv4Config& cfg, const std::string& dir) {
         tw.push_back({e.name, e.dtype, shape, bufs.back().data(), int64_t(bufs.back().size())});
         if (e.scale_bytes) {
             bufs.push_back(std::move(s));
-            std::vector<int64_t> ss = e.dtype == DType::f8_e4m3
-                                          ? std::vector<int64_t>{(e.shape[0] + 127) / 128, (e.shape[1] + 127) / 128}
-                                          : std::vector<int64_t>{e.shape[0], e.shape[1] / 32};
+            std::vector<int64_t> ss =
+                e.dtype == DType::f8_e4m3
+                    ? std::vector<int64_t>{(e.shape[0] + 127) / 128, (e.shape[1] + 127) / 128}
+                    : std::vector<int64_t>{e.shape[0], e.shape[1] / 32};
             std::string sn = e.name.substr(0, e.name.size() - std::strlen(".weight")) + ".scale";
             tw.push_back({sn, DType::f8_e8m0, ss, bufs.back().data(), int64_t(bufs.back().size())});
         }
@@ -126,9 +129,11 @@ void add_cmd_bench(CLI::App& app) {
         bool ops = true;
     };
     auto o = std::make_shared<Opts>();
-    auto* cmd = app.add_subcommand("bench", "CUDA decode benchmark on a random-weight slice of the real config");
+    auto* cmd =
+        app.add_subcommand("bench", "CUDA decode benchmark on a random-weight slice of the real config");
     cmd->add_option("--config", o->config, "config.json with the real dimensions");
-    cmd->add_option("--layers", o->layers, "first N layers of the config (4 keeps every layer and routing kind)");
+    cmd->add_option("--layers", o->layers,
+                    "first N layers of the config (4 keeps every layer and routing kind)");
     cmd->add_option("--experts", o->experts, "routed experts per layer (batch-1 bytes do not depend on it)");
     cmd->add_option("--ctx", o->contexts, "contexts to prefill before timing decode");
     cmd->add_option("--steps", o->steps, "decode steps timed per context (median)");
@@ -154,7 +159,9 @@ void add_cmd_bench(CLI::App& app) {
         cfg.n_routed_experts = o->experts;
         cfg.num_nextn_predict_layers = 0;
         auto t0 = std::chrono::steady_clock::now();
-        auto secs = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
+        auto secs = [&] {
+            return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        };
         if (Status s = write_bench_checkpoint(cfg, o->dir); !s.is_ok()) {
             log_error("bench: {}", s.message());
             exit_code() = 1;
@@ -176,12 +183,13 @@ void add_cmd_bench(CLI::App& app) {
         const double bw = copy.is_ok() ? copy.value() : 0.0;
         const auto counts = count_inventory(cfg, released_inventory(cfg));
         const double step_bytes = double(counts.token_bytes_total);
-        std::printf("# dsv4 bench: %d layers of %s (%s), %d routed experts/layer, checkpoint written in %.1f s, "
-                    "uploaded in %.1f s\n# device-to-device copy: %.0f GB/s (read + write, 1 GiB, median of 10)\n"
-                    "# weight bytes a batch-1 decode step must read (inventory, k experts, head, 1 embed row): "
-                    "%.1f MB\n",
-                    L, o->config.c_str(), "released FP8/FP4 layout", o->experts, t_write, t_load, bw,
-                    step_bytes / 1e6);
+        std::printf(
+            "# dsv4 bench: %d layers of %s (%s), %d routed experts/layer, checkpoint written in %.1f s, "
+            "uploaded in %.1f s\n# device-to-device copy: %.0f GB/s (read + write, 1 GiB, median of 10)\n"
+            "# weight bytes a batch-1 decode step must read (inventory, k experts, head, 1 embed row): "
+            "%.1f MB\n",
+            L, o->config.c_str(), "released FP8/FP4 layout", o->experts, t_write, t_load, bw,
+            step_bytes / 1e6);
         const int64_t V = cfg.vocab_size;
         for (int64_t ctx : o->contexts) {
             std::vector<int32_t> ids(static_cast<size_t>(ctx));
@@ -190,7 +198,8 @@ void add_cmd_bench(CLI::App& app) {
             std::vector<float> lg;
             auto tp = std::chrono::steady_clock::now();
             Status s = m.value()->forward(*st, ids, lg);
-            const double prefill_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - tp).count();
+            const double prefill_s =
+                std::chrono::duration<double>(std::chrono::steady_clock::now() - tp).count();
             if (!s.is_ok()) {
                 log_error("bench: prefill {}: {}", ctx, s.message());
                 exit_code() = 1;
@@ -201,7 +210,8 @@ void add_cmd_bench(CLI::App& app) {
             for (int i = 0; i < o->steps + 2; ++i) {
                 auto ts = std::chrono::steady_clock::now();
                 s = m.value()->forward(*st, std::span(&next, 1), lg);
-                const double t = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - ts).count();
+                const double t =
+                    std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - ts).count();
                 if (!s.is_ok()) break;
                 next = int32_t(std::max_element(lg.begin(), lg.end()) - lg.begin());
                 if (i >= 2) ms.push_back(t);
@@ -212,10 +222,12 @@ void add_cmd_bench(CLI::App& app) {
                 return;
             }
             const double t_ms = median_ms(ms), gbps = step_bytes / (t_ms * 1e-3) / 1e9;
-            std::printf("decode b=1 ctx=%-6lld layers=%d  %8.3f ms/step  %7.1f tok/s  %6.1f MB  %7.1f GB/s  %5.1f%% of "
-                        "copy  (prefill %lld tok: %.2f s, %.0f tok/s)\n",
-                        (long long)ctx, L, t_ms, 1e3 / t_ms, step_bytes / 1e6, gbps, 100.0 * gbps / bw, (long long)ctx,
-                        prefill_s, double(ctx) / prefill_s);
+            std::printf(
+                "decode b=1 ctx=%-6lld layers=%d  %8.3f ms/step  %7.1f tok/s  %6.1f MB  %7.1f GB/s  %5.1f%% "
+                "of "
+                "copy  (prefill %lld tok: %.2f s, %.0f tok/s)\n",
+                (long long)ctx, L, t_ms, 1e3 / t_ms, step_bytes / 1e6, gbps, 100.0 * gbps / bw,
+                (long long)ctx, prefill_s, double(ctx) / prefill_s);
         }
         if (!o->ops) return;
         struct Shape {
@@ -224,10 +236,11 @@ void add_cmd_bench(CLI::App& app) {
             int64_t N, K;
         };
         const int64_t D = 4096;
-        const Shape shapes[] = {{"wq_a", DType::f8_e4m3, 1024, D},      {"wq_b", DType::f8_e4m3, 32768, 1024},
-                                {"wo_b", DType::f8_e4m3, D, 8192},      {"shared w1", DType::f8_e4m3, 2048, D},
-                                {"expert w1", DType::fp4_e2m1, 2048, D}, {"expert w2", DType::fp4_e2m1, D, 2048},
-                                {"compressor wkv", DType::bf16, 1024, D}, {"head", DType::bf16, 129280, D}};
+        const Shape shapes[] = {
+            {"wq_a", DType::f8_e4m3, 1024, D},        {"wq_b", DType::f8_e4m3, 32768, 1024},
+            {"wo_b", DType::f8_e4m3, D, 8192},        {"shared w1", DType::f8_e4m3, 2048, D},
+            {"expert w1", DType::fp4_e2m1, 2048, D},  {"expert w2", DType::fp4_e2m1, D, 2048},
+            {"compressor wkv", DType::bf16, 1024, D}, {"head", DType::bf16, 129280, D}};
         for (const Shape& sh : shapes) {
             for (int64_t M : {int64_t(1), int64_t(8)}) {
                 auto us = cuda::bench_linear_us(sh.dt, M, sh.N, sh.K, 30);
@@ -237,9 +250,10 @@ void add_cmd_bench(CLI::App& app) {
                 }
                 const double bytes = double(dtype_bytes(sh.dt, sh.N * sh.K));
                 const double g = bytes / (us.value() * 1e-6) / 1e9;
-                std::printf("linear %-15s %-8s m=%-2lld n=%-6lld k=%-5lld %9.1f us  %7.1f GB/s  %5.1f%% of copy\n", sh.name,
-                            dtype_name(sh.dt), (long long)M, (long long)sh.N, (long long)sh.K, us.value(), g,
-                            100.0 * g / bw);
+                std::printf(
+                    "linear %-15s %-8s m=%-2lld n=%-6lld k=%-5lld %9.1f us  %7.1f GB/s  %5.1f%% of copy\n",
+                    sh.name, dtype_name(sh.dt), (long long)M, (long long)sh.N, (long long)sh.K, us.value(), g,
+                    100.0 * g / bw);
             }
         }
 #endif

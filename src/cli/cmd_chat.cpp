@@ -57,11 +57,13 @@ struct ChatSession {
                 in_reasoning = false;
                 std::cout << d.content;
             }
-            for (const auto& call : d.tool_calls) std::cout << "\n[tool call " << call.name << " " << call.arguments << "]";
+            for (const auto& call : d.tool_calls)
+                std::cout << "\n[tool call " << call.name << " " << call.arguments << "]";
             std::cout << std::flush;
         };
         std::vector<int32_t> out_ids;
-        auto stats = generate(lm, *state, suffix, params, [&](const std::string& t) { show(parser.push(t)); }, &out_ids);
+        auto stats = generate(
+            lm, *state, suffix, params, [&](const std::string& t) { show(parser.push(t)); }, &out_ids);
         show(parser.finish());
         if (color && in_reasoning) std::cout << "\x1b[0m";
         std::cout << "\n";

@@ -23,8 +23,10 @@ std::vector<std::string> split_prompts(const std::string& text) {
         cur.clear();
     };
     while (std::getline(ss, line)) {
-        if (line.find_first_not_of(" \t\r") == std::string::npos) flush();
-        else cur += line + "\n";
+        if (line.find_first_not_of(" \t\r") == std::string::npos)
+            flush();
+        else
+            cur += line + "\n";
     }
     flush();
     return out;
@@ -54,7 +56,8 @@ void add_cmd_generate(CLI::App& app) {
             std::stringstream ss;
             ss << f.rdbuf();
             prompts = split_prompts(ss.str());
-            if (prompts.empty()) return fail("generate", fmt::format("'{}' holds no prompt", o->input_file), 2);
+            if (prompts.empty())
+                return fail("generate", fmt::format("'{}' holds no prompt", o->input_file), 2);
         } else if (!o->prompt.empty()) {
             prompts.push_back(o->prompt);
         } else {
@@ -62,7 +65,9 @@ void add_cmd_generate(CLI::App& app) {
         }
         auto lm = load_model(o->model, o->backend, true, parse_numerics(o->numerics));
         if (!lm.is_ok()) return fail("generate", lm.message());
-        if (!lm->tokenizer) return fail("generate", fmt::format("{} has no tokenizer.json (use `dsv4 logits --ids`)", lm->dir));
+        if (!lm->tokenizer)
+            return fail("generate",
+                        fmt::format("{} has no tokenizer.json (use `dsv4 logits --ids`)", lm->dir));
         for (size_t i = 0; i < prompts.size(); ++i) {
             if (prompts.size() > 1) std::cout << (i ? "\n" : "") << "### prompt " << i + 1 << "\n";
             std::vector<int32_t> ids;
@@ -70,14 +75,17 @@ void add_cmd_generate(CLI::App& app) {
             lm->tokenizer->encode_append(prompts[i], false, ids);
             auto st = lm->model->new_state();
             std::cout << prompts[i] << std::flush;
-            auto r = generate(lm.value(), *st, ids, o->sampling.params(), [](const std::string& t) { std::cout << t << std::flush; });
+            auto r = generate(lm.value(), *st, ids, o->sampling.params(),
+                              [](const std::string& t) { std::cout << t << std::flush; });
             std::cout << "\n";
             if (!r.is_ok()) return fail("generate", r.message());
             if (o->stats)
-                std::fprintf(stderr, "[%lld prompt tokens, %.1f tok/s prefill; %lld generated, %.1f tok/s; finish: %s]\n",
-                             (long long)r->prompt_tokens, double(r->prompt_tokens) / std::max(r->prefill_s, 1e-9),
-                             (long long)r->generated, double(r->generated) / std::max(r->decode_s, 1e-9),
-                             r->finish_reason.c_str());
+                std::fprintf(
+                    stderr,
+                    "[%lld prompt tokens, %.1f tok/s prefill; %lld generated, %.1f tok/s; finish: %s]\n",
+                    (long long)r->prompt_tokens, double(r->prompt_tokens) / std::max(r->prefill_s, 1e-9),
+                    (long long)r->generated, double(r->generated) / std::max(r->decode_s, 1e-9),
+                    r->finish_reason.c_str());
         }
     });
 }

@@ -29,7 +29,8 @@ void add_cmd_make_tiny(CLI::App& app) {
                     "released: FP8 e4m3 128x128 + FP4 experts with UE8M0 scales, as published (default); "
                     "bf16: released names in bf16; hf: HF save_pretrained names in bf16")
         ->check(CLI::IsMember({"released", "bf16", "hf"}));
-    cmd->add_option("--shard-gb", o->shard_gb, "released format: largest shard in GB")->check(CLI::Range(0.001, 1000.0));
+    cmd->add_option("--shard-gb", o->shard_gb, "released format: largest shard in GB")
+        ->check(CLI::Range(0.001, 1000.0));
     cmd->add_flag("--hf-names", o->hf_names, "same as --format hf");
     cmd->add_flag("--with-tokenizer", o->with_tokenizer,
                   "copy the DeepSeek V4 tokenizer.json (needs vocab_size 129280)");
@@ -48,7 +49,8 @@ void add_cmd_make_tiny(CLI::App& app) {
             cfg.num_hash_layers = std::min(cfg.num_hash_layers, o->layers);
         }
         if (o->with_tokenizer && cfg.vocab_size < 129280)
-            return fail("make-tiny", fmt::format("--with-tokenizer needs --vocab 129280 (have {})", cfg.vocab_size), 2);
+            return fail("make-tiny",
+                        fmt::format("--with-tokenizer needs --vocab 129280 (have {})", cfg.vocab_size), 2);
         TinyOptions t;
         t.seed = o->seed;
         t.hf_names = o->hf_names || o->format == "hf";

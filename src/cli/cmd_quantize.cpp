@@ -19,7 +19,8 @@ void add_cmd_quantize(CLI::App& app) {
     cmd->add_option("--experts", o->experts, "routed experts: fp4 (as released) or fp8 (lossless conversion)")
         ->check(CLI::IsMember({"fp4", "fp8"}));
     cmd->add_option("--shard-gb", o->shard_gb, "largest shard in GB")->check(CLI::Range(0.001, 1000.0));
-    cmd->add_flag("--dequantize", o->dequantize, "instead write the exact f32 values of a quantized checkpoint");
+    cmd->add_flag("--dequantize", o->dequantize,
+                  "instead write the exact f32 values of a quantized checkpoint");
     cmd->callback([o] {
         if (o->dequantize) {
             Status s = dequantize_checkpoint(o->in, o->out);
@@ -33,9 +34,10 @@ void add_cmd_quantize(CLI::App& app) {
         q.verbose = true;
         auto r = quantize_checkpoint(o->in, o->out, q);
         if (!r.is_ok()) return fail("quantize", r.message());
-        std::printf("wrote %lld tensors (%.1f MB) in %lld shard(s) to %s", (long long)r->n_tensors, double(r->bytes) / 1e6,
-                    (long long)r->n_shards, o->out.c_str());
-        if (o->experts == "fp8") std::printf("; FP4 -> FP8 inexact elements: %lld", (long long)r->fp4_to_fp8_inexact);
+        std::printf("wrote %lld tensors (%.1f MB) in %lld shard(s) to %s", (long long)r->n_tensors,
+                    double(r->bytes) / 1e6, (long long)r->n_shards, o->out.c_str());
+        if (o->experts == "fp8")
+            std::printf("; FP4 -> FP8 inexact elements: %lld", (long long)r->fp4_to_fp8_inexact);
         std::printf("\n");
     });
 }

@@ -1,4 +1,3 @@
 // Temporary: subcommands not yet written.
 #include "cli/commands.h"
-namespace dsv4::cli {
-}  // namespace dsv4::cli
+namespace dsv4::cli {}  // namespace dsv4::cli

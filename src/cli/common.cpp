@@ -26,8 +26,10 @@ Result<std::string> ensure_default_model() {
     if (fs::exists(dir + "/config.json") && fs::exists(dir + "/tokenizer.json")) return dir;
     const std::string tok = bundled_tokenizer_path();
     if (!fs::exists(tok))
-        return error("the built-in default model needs the DeepSeek V4 tokenizer at '{}' (set DSV4_TOKENIZER "
-                     "to a tokenizer.json, or pass --model DIR)", tok);
+        return error(
+            "the built-in default model needs the DeepSeek V4 tokenizer at '{}' (set DSV4_TOKENIZER "
+            "to a tokenizer.json, or pass --model DIR)",
+            tok);
     log_info("creating the built-in default model (tiny random-weight V4, real tokenizer) in {}", dir);
     Dsv4Config cfg = tiny_config();
     cfg.vocab_size = 129280;
@@ -39,8 +41,9 @@ Result<std::string> ensure_default_model() {
 }
 
 void add_numerics_option(CLI::App* cmd, std::string& value) {
-    cmd->add_option("--numerics", value,
-                    "exact (HF parity) or reference (REF FP8/FP4 roundings); default: reference for FP8 checkpoints")
+    cmd->add_option(
+           "--numerics", value,
+           "exact (HF parity) or reference (REF FP8/FP4 roundings); default: reference for FP8 checkpoints")
         ->check(CLI::IsMember({"exact", "reference"}));
 }
 
@@ -74,11 +77,14 @@ Result<LoadedModel> load_model(const std::string& dir_arg, const std::string& ba
 }
 
 void SamplingFlags::add_to(CLI::App* cmd) {
-    cmd->add_option("--temperature", temperature, "sampling temperature (0 = greedy)")->check(CLI::Range(0.0, 100.0));
+    cmd->add_option("--temperature", temperature, "sampling temperature (0 = greedy)")
+        ->check(CLI::Range(0.0, 100.0));
     cmd->add_option("--top-k", top_k, "keep the k most likely tokens (-1 = off)");
     cmd->add_option("--top-p", top_p, "nucleus sampling mass")->check(CLI::Range(0.0, 1.0));
-    cmd->add_option("--min-p", min_p, "drop tokens below min-p x the best probability")->check(CLI::Range(0.0, 1.0));
-    cmd->add_option("--repetition-penalty", repetition_penalty, "HF repetition penalty")->check(CLI::PositiveNumber);
+    cmd->add_option("--min-p", min_p, "drop tokens below min-p x the best probability")
+        ->check(CLI::Range(0.0, 1.0));
+    cmd->add_option("--repetition-penalty", repetition_penalty, "HF repetition penalty")
+        ->check(CLI::PositiveNumber);
     cmd->add_option("--seed", seed, "sampling seed");
     cmd->add_option("-n,--max-tokens", max_tokens, "tokens to generate")->check(CLI::Range(1, 1 << 20));
     cmd->add_flag("--ignore-eos", ignore_eos, "keep generating past the end-of-sequence token");

@@ -23,7 +23,7 @@ Result<std::string> ensure_default_model();
 
 struct LoadedModel {
     std::unique_ptr<Model> model;
-    std::optional<Tokenizer> tokenizer;   // absent when the directory has no tokenizer.json
+    std::optional<Tokenizer> tokenizer;  // absent when the directory has no tokenizer.json
     std::string dir;
 };
 // `dir` empty = the built-in default model.
@@ -34,7 +34,7 @@ void add_numerics_option(CLI::App* cmd, std::string& value);
 std::optional<Numerics> parse_numerics(const std::string& value);
 
 struct SamplingFlags {
-    float temperature = 0.0f;     // greedy by default: reproducible demos
+    float temperature = 0.0f;  // greedy by default: reproducible demos
     int top_k = -1;
     float top_p = 1.0f;
     float min_p = 0.0f;

@@ -9,7 +9,8 @@
 namespace dsv4::cli {
 
 Result<GenerationStats> generate(const LoadedModel& lm, SeqState& state, const std::vector<int32_t>& prompt,
-                                 const SamplingParams& params, const std::function<void(const std::string&)>& on_text,
+                                 const SamplingParams& params,
+                                 const std::function<void(const std::string&)>& on_text,
                                  std::vector<int32_t>* out_ids) {
     using clock = std::chrono::steady_clock;
     const Model& model = *lm.model;
@@ -37,9 +38,9 @@ Result<GenerationStats> generate(const LoadedModel& lm, SeqState& state, const s
         history.add_output(tok);
         if (out_ids) out_ids->push_back(tok);
         ++stats.generated;
-        const bool stop = !params.ignore_eos && (tok == eos || std::find(params.stop_token_ids.begin(),
-                                                                          params.stop_token_ids.end(), tok) !=
-                                                                    params.stop_token_ids.end());
+        const bool stop = !params.ignore_eos &&
+                          (tok == eos || std::find(params.stop_token_ids.begin(), params.stop_token_ids.end(),
+                                                   tok) != params.stop_token_ids.end());
         if (!stop) on_text(dec ? dec->push(tok) : fmt::format(" {}", tok));
         if (stop) {
             stats.finish_reason = "stop";

@@ -15,13 +15,14 @@ struct GenerationStats {
     int64_t generated = 0;
     double prefill_s = 0.0;
     double decode_s = 0.0;
-    std::string finish_reason;   // "stop" (EOS / stop id) or "length"
+    std::string finish_reason;  // "stop" (EOS / stop id) or "length"
 };
 
 // Continues `state` (which already holds any earlier turns) with `prompt`; on_text receives each piece of
 // decoded text (or " <id>" when the model has no tokenizer). Generated ids are appended to *out_ids.
 Result<GenerationStats> generate(const LoadedModel& lm, SeqState& state, const std::vector<int32_t>& prompt,
-                                 const SamplingParams& params, const std::function<void(const std::string&)>& on_text,
+                                 const SamplingParams& params,
+                                 const std::function<void(const std::string&)>& on_text,
                                  std::vector<int32_t>* out_ids = nullptr);
 
 }  // namespace dsv4::cli

@@ -14,18 +14,21 @@ struct DTypeInfo {
     int bits;
 };
 constexpr DTypeInfo kInfo[] = {
-    {"f32", "F32", 32},   {"f16", "F16", 16},      {"bf16", "BF16", 16},   {"f8_e4m3", "F8_E4M3", 8},
-    {"f8_e8m0", "F8_E8M0", 8}, {"fp4_e2m1", "I8", 4}, {"i64", "I64", 64}, {"i32", "I32", 32},
-    {"i16", "I16", 16},   {"i8", "I8", 8},         {"u8", "U8", 8},        {"bool", "BOOL", 8},
+    {"f32", "F32", 32},        {"f16", "F16", 16},    {"bf16", "BF16", 16}, {"f8_e4m3", "F8_E4M3", 8},
+    {"f8_e8m0", "F8_E8M0", 8}, {"fp4_e2m1", "I8", 4}, {"i64", "I64", 64},   {"i32", "I32", 32},
+    {"i16", "I16", 16},        {"i8", "I8", 8},       {"u8", "U8", 8},      {"bool", "BOOL", 8},
 };
 static_assert(std::size(kInfo) == size_t(DType::count), "name every dtype");
 }  // namespace
 
-const float kE2m1Values[16] = {0.0f, 0.5f, 1.0f, 1.5f, 2.0f, 3.0f, 4.0f, 6.0f,
+const float kE2m1Values[16] = {0.0f,  0.5f,  1.0f,  1.5f,  2.0f,  3.0f,  4.0f,  6.0f,
                                -0.0f, -0.5f, -1.0f, -1.5f, -2.0f, -3.0f, -4.0f, -6.0f};
 
-// The range checks keep a corrupt enum value (and g++'s -Warray-bounds on DType::count) from indexing past kInfo.
-const char* dtype_name(DType t) { return size_t(t) < std::size(kInfo) ? kInfo[size_t(t)].name : "invalid"; }
+// The range checks keep a corrupt enum value (and g++'s -Warray-bounds on DType::count) from indexing past
+// kInfo.
+const char* dtype_name(DType t) {
+    return size_t(t) < std::size(kInfo) ? kInfo[size_t(t)].name : "invalid";
+}
 const char* dtype_safetensors_name(DType t) {
     return size_t(t) < std::size(kInfo) ? kInfo[size_t(t)].st_name : "invalid";
 }
@@ -40,7 +43,9 @@ std::optional<DType> dtype_from_safetensors(std::string_view s) {
     return std::nullopt;
 }
 
-int64_t dtype_bytes(DType t, int64_t n) { return t == DType::fp4_e2m1 ? (n + 1) / 2 : n * kInfo[int(t)].bits / 8; }
+int64_t dtype_bytes(DType t, int64_t n) {
+    return t == DType::fp4_e2m1 ? (n + 1) / 2 : n * kInfo[int(t)].bits / 8;
+}
 
 float f16_to_f32(uint16_t h) {
     uint32_t sign = uint32_t(h & 0x8000u) << 16;
@@ -116,7 +121,9 @@ uint8_t f32_to_e2m1(float f) {
 
 void convert_to_f32(DType t, const void* src, float* dst, int64_t n) {
     switch (t) {
-        case DType::f32: std::memcpy(dst, src, size_t(n) * 4); return;
+        case DType::f32:
+            std::memcpy(dst, src, size_t(n) * 4);
+            return;
         case DType::bf16: {
             auto* s = static_cast<const uint16_t*>(src);
             for (int64_t i = 0; i < n; ++i) dst[i] = bf16_to_f32(s[i]);
@@ -168,7 +175,8 @@ void convert_to_f32(DType t, const void* src, float* dst, int64_t n) {
             for (int64_t i = 0; i < n; ++i) dst[i] = float(s[i]);
             return;
         }
-        default: DSV4_ASSERT(false, "convert_to_f32: unsupported dtype {}", dtype_name(t));
+        default:
+            DSV4_ASSERT(false, "convert_to_f32: unsupported dtype {}", dtype_name(t));
     }
 }
 

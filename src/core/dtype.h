@@ -11,11 +11,25 @@ namespace dsv4 {
 
 // fp4_e2m1 is stored packed two per byte (low nibble = even element); the released checkpoints
 // label such tensors I8, so the loader decides from context (spec §10.3).
-enum class DType : uint8_t { f32, f16, bf16, f8_e4m3, f8_e8m0, fp4_e2m1, i64, i32, i16, i8, u8, boolean, count };
+enum class DType : uint8_t {
+    f32,
+    f16,
+    bf16,
+    f8_e4m3,
+    f8_e8m0,
+    fp4_e2m1,
+    i64,
+    i32,
+    i16,
+    i8,
+    u8,
+    boolean,
+    count
+};
 
-const char* dtype_name(DType t);                          // "bf16", "f8_e4m3", ...
-std::optional<DType> dtype_from_safetensors(std::string_view s);   // "BF16", "F8_E4M3", "F8_E8M0", "I8", ...
-const char* dtype_safetensors_name(DType t);              // inverse of the above ("I8" for fp4_e2m1)
+const char* dtype_name(DType t);                                  // "bf16", "f8_e4m3", ...
+std::optional<DType> dtype_from_safetensors(std::string_view s);  // "BF16", "F8_E4M3", "F8_E8M0", "I8", ...
+const char* dtype_safetensors_name(DType t);                      // inverse of the above ("I8" for fp4_e2m1)
 // Bytes for n elements (fp4: n must be even; two per byte).
 int64_t dtype_bytes(DType t, int64_t n);
 
@@ -30,7 +44,9 @@ inline uint32_t f32_bits(float f) {
     return u;
 }
 
-inline float bf16_to_f32(uint16_t h) { return f32_from_bits(uint32_t(h) << 16); }
+inline float bf16_to_f32(uint16_t h) {
+    return f32_from_bits(uint32_t(h) << 16);
+}
 // Round to nearest even; NaN stays NaN (quiet).
 inline uint16_t f32_to_bf16(float f) {
     uint32_t u = f32_bits(f);
@@ -38,13 +54,15 @@ inline uint16_t f32_to_bf16(float f) {
     u += 0x7fffu + ((u >> 16) & 1u);
     return uint16_t(u >> 16);
 }
-inline float round_bf16(float f) { return bf16_to_f32(f32_to_bf16(f)); }
+inline float round_bf16(float f) {
+    return bf16_to_f32(f32_to_bf16(f));
+}
 
 float f16_to_f32(uint16_t h);
-uint16_t f32_to_f16(float f);               // round to nearest even, overflow to inf
+uint16_t f32_to_f16(float f);  // round to nearest even, overflow to inf
 
-float e4m3_to_f32(uint8_t v);               // float8_e4m3fn: no inf, 0x7f/0xff NaN
-uint8_t f32_to_e4m3(float f);               // round to nearest even, saturating to ±448; NaN -> 0x7f
+float e4m3_to_f32(uint8_t v);  // float8_e4m3fn: no inf, 0x7f/0xff NaN
+uint8_t f32_to_e4m3(float f);  // round to nearest even, saturating to ±448; NaN -> 0x7f
 
 // UE8M0: 2^(E-127), E = 255 is NaN.
 inline float e8m0_to_f32(uint8_t e) {
@@ -53,9 +71,11 @@ inline float e8m0_to_f32(uint8_t e) {
     return f32_from_bits(uint32_t(e) << 23);
 }
 
-extern const float kE2m1Values[16];         // code -> value (spec §10.1 table)
-inline float e2m1_to_f32(uint8_t code) { return kE2m1Values[code & 15]; }
-uint8_t f32_to_e2m1(float f);               // round to nearest, ties to even code; saturates to ±6
+extern const float kE2m1Values[16];  // code -> value (spec §10.1 table)
+inline float e2m1_to_f32(uint8_t code) {
+    return kE2m1Values[code & 15];
+}
+uint8_t f32_to_e2m1(float f);  // round to nearest, ties to even code; saturates to ±6
 
 // Element i of a packed fp4 buffer.
 inline float fp4_get(const uint8_t* packed, int64_t i) {

@@ -22,8 +22,12 @@ std::atomic<int> g_level{int(level_from_env())};
 std::mutex g_mu;
 }  // namespace
 
-LogLevel log_level() { return LogLevel(g_level.load(std::memory_order_relaxed)); }
-void set_log_level(LogLevel level) { g_level.store(int(level)); }
+LogLevel log_level() {
+    return LogLevel(g_level.load(std::memory_order_relaxed));
+}
+void set_log_level(LogLevel level) {
+    g_level.store(int(level));
+}
 
 void log_write(LogLevel level, const std::string& msg) {
     static const char* names[] = {"error", "warn", "info", "debug"};

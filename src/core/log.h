@@ -27,7 +27,8 @@ void log_error(fmt::format_string<Args...> f, Args&&... args) {
 }
 template <typename... Args>
 void log_debug(fmt::format_string<Args...> f, Args&&... args) {
-    if (log_level() >= LogLevel::debug) log_write(LogLevel::debug, fmt::format(f, std::forward<Args>(args)...));
+    if (log_level() >= LogLevel::debug)
+        log_write(LogLevel::debug, fmt::format(f, std::forward<Args>(args)...));
 }
 
 }  // namespace dsv4

@@ -26,9 +26,7 @@ public:
     explicit operator bool() const { return !failed_; }
     const std::string& message() const { return msg_; }
     // Prefixes the message with where it happened ("model-00001.safetensors: ...").
-    Status with_context(const std::string& ctx) const {
-        return failed_ ? error(ctx + ": " + msg_) : *this;
-    }
+    Status with_context(const std::string& ctx) const { return failed_ ? error(ctx + ": " + msg_) : *this; }
 
 private:
     bool failed_ = false;
@@ -43,8 +41,8 @@ Status error(fmt::format_string<Args...> f, Args&&... args) {
 template <typename T>
 class Result {
 public:
-    Result(T value) : v_(std::move(value)) {}           // NOLINT: implicit on purpose
-    Result(Status status) : v_(std::move(status)) {}    // NOLINT: must be an error
+    Result(T value) : v_(std::move(value)) {}         // NOLINT: implicit on purpose
+    Result(Status status) : v_(std::move(status)) {}  // NOLINT: must be an error
     bool is_ok() const { return v_.index() == 0; }
     explicit operator bool() const { return is_ok(); }
     T& value() & { return std::get<0>(v_); }
@@ -71,8 +69,8 @@ private:
 
 }  // namespace dsv4
 
-#define DSV4_ASSERT(cond, ...)                                                              \
-    do {                                                                                    \
+#define DSV4_ASSERT(cond, ...)                                                                 \
+    do {                                                                                       \
         if (!(cond)) ::dsv4::assert_fail(__FILE__, __LINE__, #cond, fmt::format(__VA_ARGS__)); \
     } while (0)
 
@@ -80,15 +78,14 @@ private:
 #define DSV4_CONCAT(a, b) DSV4_CONCAT_INNER(a, b)
 
 // Returns from the enclosing function when a Status fails.
-#define DSV4_TRY(expr)                              \
-    do {                                            \
-        ::dsv4::Status dsv4_try_s_ = (expr);        \
+#define DSV4_TRY(expr)                                \
+    do {                                              \
+        ::dsv4::Status dsv4_try_s_ = (expr);          \
         if (!dsv4_try_s_.is_ok()) return dsv4_try_s_; \
     } while (0)
 
 // auto x = DSV4_TRY_ASSIGN(result-expr): moves the value out or returns the error.
-#define DSV4_TRY_ASSIGN(lhs, expr)                                     \
-    auto DSV4_CONCAT(dsv4_r_, __LINE__) = (expr);                      \
-    if (!DSV4_CONCAT(dsv4_r_, __LINE__).is_ok())                       \
-        return DSV4_CONCAT(dsv4_r_, __LINE__).status();                \
+#define DSV4_TRY_ASSIGN(lhs, expr)                                                               \
+    auto DSV4_CONCAT(dsv4_r_, __LINE__) = (expr);                                                \
+    if (!DSV4_CONCAT(dsv4_r_, __LINE__).is_ok()) return DSV4_CONCAT(dsv4_r_, __LINE__).status(); \
     lhs = std::move(DSV4_CONCAT(dsv4_r_, __LINE__)).value()

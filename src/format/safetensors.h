@@ -16,11 +16,11 @@ namespace dsv4 {
 
 struct TensorInfo {
     std::string name;
-    DType dtype = DType::f32;      // as stored ("I8" stays i8; fp4 packing is decided by the weight table)
+    DType dtype = DType::f32;  // as stored ("I8" stays i8; fp4 packing is decided by the weight table)
     std::vector<int64_t> shape;
-    const uint8_t* data = nullptr; // points into the mmap; valid while the owning file is open
+    const uint8_t* data = nullptr;  // points into the mmap; valid while the owning file is open
     int64_t nbytes = 0;
-    std::string file;              // file name (for messages)
+    std::string file;  // file name (for messages)
 
     int64_t numel() const {
         int64_t n = 1;
@@ -60,9 +60,9 @@ public:
     static Result<Checkpoint> open(const std::string& path);
 
     const TensorInfo* find(const std::string& name) const;
-    std::vector<std::string> names() const;          // sorted
-    int64_t total_bytes() const;                     // sum of tensor bytes
-    int64_t file_bytes() const;                      // sum of file sizes
+    std::vector<std::string> names() const;  // sorted
+    int64_t total_bytes() const;             // sum of tensor bytes
+    int64_t file_bytes() const;              // sum of file sizes
     const std::string& dir() const { return dir_; }
     size_t n_files() const { return files_.size(); }
 
@@ -74,8 +74,8 @@ private:
 
 struct TensorToWrite {
     std::string name;
-    DType dtype;                   // fp4_e2m1 is written as "I8" with the packed shape given in `shape`
-    std::vector<int64_t> shape;    // shape as stored
+    DType dtype;                 // fp4_e2m1 is written as "I8" with the packed shape given in `shape`
+    std::vector<int64_t> shape;  // shape as stored
     const void* data;
     int64_t nbytes;
 };

@@ -14,8 +14,8 @@ namespace dsv4 {
 namespace {
 
 // Lightning indexer (spec §6.6): top-k compressed entries per query, −1 padded. sel [n, index_topk].
-std::vector<int32_t> indexer_select(const ForwardCtx& ctx, const LayerWeights& L, const float* x, const float* cq,
-                                    LayerState& st) {
+std::vector<int32_t> indexer_select(const ForwardCtx& ctx, const LayerWeights& L, const float* x,
+                                    const float* cq, LayerState& st) {
     const auto& cfg = ctx.cfg;
     const int64_t n = ctx.n, HI = cfg.index_n_heads, dI = cfg.index_head_dim, rd = cfg.qk_rope_head_dim;
     compressor_update(ctx, L.idx_cmp_wkv, L.idx_cmp_wgate, L.idx_cmp_ape, L.idx_cmp_norm, x, st.idx,
@@ -64,7 +64,9 @@ void attention_block(const ForwardCtx& ctx, int il, const float* x, LayerState& 
 
     // 3. compressed entries (and the indexer's choice among them)
     std::vector<int32_t> sel;
-    if (m != 0) compressor_update(ctx, L.cmp_wkv, L.cmp_wgate, L.cmp_ape, L.cmp_norm, x, st.cmp, EntryRounding::kv_fp8);
+    if (m != 0)
+        compressor_update(ctx, L.cmp_wkv, L.cmp_wgate, L.cmp_ape, L.cmp_norm, x, st.cmp,
+                          EntryRounding::kv_fp8);
     if (m == 4) sel = indexer_select(ctx, L, x, cq.data(), st);
 
     // 4. key pool = [window history from the ring | this call's kv | compressed entries]
@@ -102,14 +104,16 @@ void attention_block(const ForwardCtx& ctx, int il, const float* x, LayerState& 
     const int64_t gin = H * dh / G;
     std::vector<float> og = fvec(n * gin), ug = fvec(n * ro), u = fvec(n * G * ro);
     for (int64_t g = 0; g < G; ++g) {
-        for (int64_t i = 0; i < n; ++i) std::copy_n(o.begin() + i * H * dh + g * gin, gin, og.begin() + i * gin);
+        for (int64_t i = 0; i < n; ++i)
+            std::copy_n(o.begin() + i * H * dh + g * gin, gin, og.begin() + i * gin);
         cpu::linear(og.data(), n, L.wo_a.rows(g * ro, ro), ug.data());  // REF: bf16, no FP8 activations
         for (int64_t i = 0; i < n; ++i) std::copy_n(ug.begin() + i * ro, ro, u.begin() + i * G * ro + g * ro);
     }
     numerics_linear(ctx, u.data(), n, L.wo_b, out);
 
     // window ring update
-    for (int64_t i = 0; i < n; ++i) std::copy_n(kv.begin() + i * dh, dh, st.window.begin() + (ctx.pos[i] % W) * dh);
+    for (int64_t i = 0; i < n; ++i)
+        std::copy_n(kv.begin() + i * dh, dh, st.window.begin() + (ctx.pos[i] % W) * dh);
 }
 
 }  // namespace dsv4

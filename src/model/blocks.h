@@ -12,19 +12,21 @@
 
 namespace dsv4 {
 
-inline std::vector<float> fvec(int64_t n) { return std::vector<float>(static_cast<size_t>(n)); }
+inline std::vector<float> fvec(int64_t n) {
+    return std::vector<float>(static_cast<size_t>(n));
+}
 
 struct ForwardCtx {
     const Dsv4Config& cfg;
     const Weights& w;
-    int64_t p0;                        // position of the first new token
-    int64_t n;                         // new tokens
-    const int32_t* ids;                // [n] token ids (hash routing)
-    std::vector<int64_t> pos;          // [n] absolute positions
+    int64_t p0;                              // position of the first new token
+    int64_t n;                               // new tokens
+    const int32_t* ids;                      // [n] token ids (hash routing)
+    std::vector<int64_t> pos;                // [n] absolute positions
     const std::vector<float>& inv_main;      // RoPE table of SWA layers
     const std::vector<float>& inv_compress;  // RoPE table of CSA/HCA layers
     Model::Taps* taps;
-    bool ref_numerics = false;         // Numerics::reference (spec §10.4-10.5 roundings)
+    bool ref_numerics = false;  // Numerics::reference (spec §10.4-10.5 roundings)
 };
 
 // What happens to a compressor's entries after norm and RoPE under reference numerics (spec §10.5).
@@ -35,8 +37,9 @@ LayerState make_layer_state(const Dsv4Config& cfg, int il);
 
 // Feeds x [n, D] (already normed) through one compressor: pushes every token, emits the entries whose
 // window completes (normed, RoPE'd at w·m, appended to st.entries). Spec §6.5.
-void compressor_update(const ForwardCtx& ctx, const WeightRef& wkv, const WeightRef& wgate, const WeightRef& ape,
-                       const WeightRef& norm, const float* x, CompressorState& st, EntryRounding rounding);
+void compressor_update(const ForwardCtx& ctx, const WeightRef& wkv, const WeightRef& wgate,
+                       const WeightRef& ape, const WeightRef& norm, const float* x, CompressorState& st,
+                       EntryRounding rounding);
 
 // Attention sublayer: x [n, D] normed input -> out [n, D]. Updates the layer's state.
 void attention_block(const ForwardCtx& ctx, int il, const float* x, LayerState& st, float* out);

@@ -35,8 +35,9 @@ LayerState make_layer_state(const Dsv4Config& cfg, int il) {
     return ls;
 }
 
-void compressor_update(const ForwardCtx& ctx, const WeightRef& wkv, const WeightRef& wgate, const WeightRef& ape,
-                       const WeightRef& norm, const float* x, CompressorState& st, EntryRounding rounding) {
+void compressor_update(const ForwardCtx& ctx, const WeightRef& wkv, const WeightRef& wgate,
+                       const WeightRef& ape, const WeightRef& norm, const float* x, CompressorState& st,
+                       EntryRounding rounding) {
     const int64_t n = ctx.n, m = st.m, c = st.c, d = st.d, cd = c * d;
     const int64_t rd = ctx.cfg.qk_rope_head_dim;
     std::vector<float> a = fvec(n * cd), z = fvec(n * cd), ape_row = fvec(cd);

@@ -97,10 +97,11 @@ public:
         if (!on || totals_.empty()) return;
         double all = 0.0;
         for (auto& [k, v] : totals_) all += v.first;
-        std::string r = fmt::format("cuda decode-step profile ({} steps, {:.3f} ms per step):", steps_, all / std::max(steps_, 1));
+        std::string r = fmt::format("cuda decode-step profile ({} steps, {:.3f} ms per step):", steps_,
+                                    all / std::max(steps_, 1));
         for (auto& [k, v] : totals_)
-            r += fmt::format("\n  {:<18} {:9.3f} ms/step {:5.1f}%  ({} segments)", k, v.first / std::max(steps_, 1),
-                             100.0 * v.first / all, v.second);
+            r += fmt::format("\n  {:<18} {:9.3f} ms/step {:5.1f}%  ({} segments)", k,
+                             v.first / std::max(steps_, 1), 100.0 * v.first / all, v.second);
         log_info("{}", r);
         for (auto& e : pool_) cudaEventDestroy(e);
     }
@@ -157,20 +158,20 @@ struct DevLayer {
 struct DevCompressor {
     int64_t m = 0, c = 1, d = 0;
     float *pend_a = nullptr, *pend_z = nullptr, *prev_a = nullptr, *prev_z = nullptr;
-    float* entries = nullptr;   // [cap, d]
+    float* entries = nullptr;  // [cap, d]
     int64_t cap = 0, n_entries = 0;
 };
 
 struct DevLayerState {
-    float* ring = nullptr;      // [W, head_dim]
+    float* ring = nullptr;  // [W, head_dim]
     DevCompressor cmp, idx;
 };
 
 class CudaSeqState : public DeviceSeqState {
 public:
     std::vector<DevLayerState> layers;
-    std::vector<void*> owned;   // everything but the entries buffers
-    int64_t ring_elems = 0;     // W · head_dim
+    std::vector<void*> owned;  // everything but the entries buffers
+    int64_t ring_elems = 0;    // W · head_dim
 
     ~CudaSeqState() override {
         for (void* p : owned) cudaFree(p);
@@ -194,7 +195,8 @@ public:
         float* p = nullptr;
         DSV4_CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&p), size_t(cap * c.d) * 4));
         if (c.n_entries)
-            DSV4_CUDA_CHECK(cudaMemcpyAsync(p, c.entries, size_t(c.n_entries * c.d) * 4, cudaMemcpyDeviceToDevice, s));
+            DSV4_CUDA_CHECK(
+                cudaMemcpyAsync(p, c.entries, size_t(c.n_entries * c.d) * 4, cudaMemcpyDeviceToDevice, s));
         DSV4_CUDA_CHECK(cudaStreamSynchronize(s));
         cudaFree(c.entries);
         c.entries = p, c.cap = cap;
@@ -221,7 +223,8 @@ Status copy_compressor(const DevCompressor& src, DevCompressor& dst, CudaSeqStat
     dst.n_entries = 0;
     DSV4_TRY(CudaSeqState::reserve(dst, src.n_entries, nullptr));
     if (src.n_entries)
-        DSV4_CUDA_CHECK(cudaMemcpy(dst.entries, src.entries, size_t(src.n_entries * src.d) * 4, cudaMemcpyDeviceToDevice));
+        DSV4_CUDA_CHECK(cudaMemcpy(dst.entries, src.entries, size_t(src.n_entries * src.d) * 4,
+                                   cudaMemcpyDeviceToDevice));
     dst.n_entries = src.n_entries;
     return Status::ok();
 }
@@ -334,7 +337,8 @@ struct CudaForward::Impl {
                 const auto* t = static_cast<const int64_t*>(L.tid2eid.data);
                 for (int64_t i = 0; i < L.tid2eid.numel(); ++i)
                     if (t[i] < 0 || t[i] >= cfg.n_routed_experts)
-                        return error("layer {}: tid2eid[{}] = {} outside [0, {})", il, i, t[i], cfg.n_routed_experts);
+                        return error("layer {}: tid2eid[{}] = {} outside [0, {})", il, i, t[i],
+                                     cfg.n_routed_experts);
                 int64_t* dt = nullptr;
                 DSV4_TRY(mem.upload(&dt, t, size_t(L.tid2eid.numel()) * 8));
                 D.tid2eid = dt;
@@ -358,9 +362,10 @@ struct CudaForward::Impl {
         const int64_t* navail4;  // [n] device: (pos + 1) / 4, the CSA entries a query may see
     };
 
-    Status compressor(const Step& S, const WeightRef& wkv, const WeightRef& wgate, const float* ape, const float* nrm,
-                      const float* x, DevCompressor& c) const {
-        const int64_t n = S.n, m = c.m, cd = c.c * c.d, d = c.d, rd = cfg.qk_rope_head_dim, D = cfg.hidden_size;
+    Status compressor(const Step& S, const WeightRef& wkv, const WeightRef& wgate, const float* ape,
+                      const float* nrm, const float* x, DevCompressor& c) const {
+        const int64_t n = S.n, m = c.m, cd = c.c * c.d, d = c.d, rd = cfg.qk_rope_head_dim,
+                      D = cfg.hidden_size;
         float *a, *z;
         DSV4_TRY_ASSIGN(a, ws.get<float>(n * cd));
         DSV4_TRY_ASSIGN(z, ws.get<float>(n * cd));
@@ -372,18 +377,20 @@ struct CudaForward::Impl {
             float* C = c.entries + c.n_entries * d;
             int64_t* epos;
             DSV4_TRY_ASSIGN(epos, ws.get<int64_t>(n_emit));
-            DSV4_TRY(cuda::compressor_emit(a, z, ape, c.pend_a, c.pend_z, c.prev_a, c.prev_z, S.p0, n, m, c.c, d,
-                                           w_first, n_emit, C, epos, stream));
+            DSV4_TRY(cuda::compressor_emit(a, z, ape, c.pend_a, c.pend_z, c.prev_a, c.prev_z, S.p0, n, m, c.c,
+                                           d, w_first, n_emit, C, epos, stream));
             DSV4_TRY(cuda::rms_norm(C, n_emit, d, nrm, cfg.rms_norm_eps, C, stream));
             DSV4_TRY(cuda::rope(C, n_emit, 1, d, d - rd, rd / 2, epos, inv_compress, false, stream));
         }
-        DSV4_TRY(cuda::compressor_commit(a, z, ape, c.pend_a, c.pend_z, c.prev_a, c.prev_z, S.p0, n, m, c.c, d, stream));
+        DSV4_TRY(cuda::compressor_commit(a, z, ape, c.pend_a, c.pend_z, c.prev_a, c.prev_z, S.p0, n, m, c.c,
+                                         d, stream));
         c.n_entries += n_emit;
         return Status::ok();
     }
 
     // Lightning indexer (spec §6.6): sel [n, index_topk] (−1 padded).
-    Result<int32_t*> indexer(const Step& S, const DevLayer& L, const float* x, const float* cq, DevLayerState& st) const {
+    Result<int32_t*> indexer(const Step& S, const DevLayer& L, const float* x, const float* cq,
+                             DevLayerState& st) const {
         const int64_t n = S.n, HI = cfg.index_n_heads, dI = cfg.index_head_dim, rd = cfg.qk_rope_head_dim;
         const int64_t rq = cfg.q_lora_rank, D = cfg.hidden_size, topk = cfg.index_topk;
         DSV4_TRY(compressor(S, L.idx_cmp_wkv, L.idx_cmp_wgate, L.idx_cmp_ape, L.idx_cmp_norm, x, st.idx));
@@ -444,18 +451,20 @@ struct CudaForward::Impl {
         DSV4_TRY_ASSIGN(pool, ws.get<float>((n_hist + n) * dh));
         DSV4_TRY_ASSIGN(idx, ws.get<int32_t>(n * max_keys));
         DSV4_TRY(cuda::attn_pool_build(st.ring, W, S.p0, n_hist, kv, n, dh, pool, stream));
-        DSV4_TRY(cuda::build_attn_index(S.p0, n, W, n_hist, m, n_cmp, sel, cfg.index_topk, max_keys, idx, stream));
+        DSV4_TRY(
+            cuda::build_attn_index(S.p0, n, W, n_hist, m, n_cmp, sel, cfg.index_topk, max_keys, idx, stream));
         // 5. sink attention, 6. de-rotation, grouped low-rank output
         float *o, *u;
         DSV4_TRY_ASSIGN(o, ws.get<float>(n * H * dh));
         DSV4_TRY_ASSIGN(u, ws.get<float>(n * G * ro));
-        DSV4_TRY(cuda::sink_attention(q, n, H, dh, pool, m ? st.cmp.entries : nullptr, n_hist + n, idx, max_keys,
-                                      L.attn_sink, 1.0f / std::sqrt(float(dh)), o, stream));
+        DSV4_TRY(cuda::sink_attention(q, n, H, dh, pool, m ? st.cmp.entries : nullptr, n_hist + n, idx,
+                                      max_keys, L.attn_sink, 1.0f / std::sqrt(float(dh)), o, stream));
         DSV4_TRY(cuda::rope(o, n, H, dh, nope, rd / 2, S.pos, inv, true, stream));
         mark("attn.core");
         const int64_t gin = H * dh / G;
         for (int64_t g = 0; g < G; ++g)
-            DSV4_TRY(cuda::linear(o + g * gin, n, H * dh, L.wo_a.rows(g * ro, ro), u + g * ro, G * ro, stream));
+            DSV4_TRY(
+                cuda::linear(o + g * gin, n, H * dh, L.wo_a.rows(g * ro, ro), u + g * ro, G * ro, stream));
         DSV4_TRY(cuda::linear(u, n, G * ro, L.wo_b, out, D, stream));
         // window ring update
         DSV4_TRY(cuda::ring_write(kv, n, dh, S.p0, W, st.ring, stream));
@@ -475,7 +484,8 @@ struct CudaForward::Impl {
         DSV4_TRY(cuda::linear(x, n, D, L.gate, logits, E, stream));
         const bool hash = cfg.is_hash_layer(il);
         DSV4_TRY(cuda::moe_route(logits, n, E, k, S.ids, hash ? L.tid2eid : nullptr, cfg.vocab_size,
-                                 hash ? nullptr : L.gate_bias, cfg.routed_scaling_factor, esel, wsel, stream));
+                                 hash ? nullptr : L.gate_bias, cfg.routed_scaling_factor, esel, wsel,
+                                 stream));
         mark("moe.router");
         // shared expert: out = shared(x)
         DSV4_TRY_ASSIGN(g, ws.get<float>(n * Is));
@@ -499,10 +509,13 @@ struct CudaForward::Impl {
         DSV4_TRY_ASSIGN(n_chunks, ws.get<int32_t>(1));
         DSV4_TRY_ASSIGN(scratch, ws.get<int32_t>(E + 1));
         DSV4_TRY(cuda::moe_group(esel, np, E, perm, chunks, n_chunks, scratch, stream));
-        DSV4_TRY(cuda::linear_grouped(x, np, D, k, L.w1, L.w1_proto, perm, chunks, n_chunks, max_chunks, G, I, stream));
-        DSV4_TRY(cuda::linear_grouped(x, np, D, k, L.w3, L.w1_proto, perm, chunks, n_chunks, max_chunks, U, I, stream));
+        DSV4_TRY(cuda::linear_grouped(x, np, D, k, L.w1, L.w1_proto, perm, chunks, n_chunks, max_chunks, G, I,
+                                      stream));
+        DSV4_TRY(cuda::linear_grouped(x, np, D, k, L.w3, L.w1_proto, perm, chunks, n_chunks, max_chunks, U, I,
+                                      stream));
         DSV4_TRY(cuda::swiglu_clamp(G, U, np, I, I, cfg.swiglu_limit, Hh, stream));
-        DSV4_TRY(cuda::linear_grouped(Hh, np, I, 1, L.w2, L.w2_proto, perm, chunks, n_chunks, max_chunks, Y, D, stream));
+        DSV4_TRY(cuda::linear_grouped(Hh, np, I, 1, L.w2, L.w2_proto, perm, chunks, n_chunks, max_chunks, Y,
+                                      D, stream));
         DSV4_TRY(cuda::moe_combine(Y, wsel, n, k, D, out, stream));
         mark("moe.routed");
         return Status::ok();
@@ -521,7 +534,8 @@ struct CudaForward::Impl {
         DSV4_TRY_ASSIGN(d_ids, ws.get<int32_t>(n));
         DSV4_TRY_ASSIGN(d_meta, ws.get<int64_t>(2 * n));
         DSV4_CUDA_CHECK(cudaMemcpyAsync(d_ids, ids.data(), size_t(n) * 4, cudaMemcpyHostToDevice, stream));
-        DSV4_CUDA_CHECK(cudaMemcpyAsync(d_meta, meta.data(), size_t(2 * n) * 8, cudaMemcpyHostToDevice, stream));
+        DSV4_CUDA_CHECK(
+            cudaMemcpyAsync(d_meta, meta.data(), size_t(2 * n) * 8, cudaMemcpyHostToDevice, stream));
         const Step S{p0, n, d_ids, d_meta, d_meta + n};
         mark("start");
 
@@ -539,15 +553,15 @@ struct CudaForward::Impl {
         const int iters = cfg.hc_sinkhorn_iters;
         for (int il = 0; il < cfg.num_hidden_layers; ++il) {
             const DevLayer& L = layers[size_t(il)];
-            DSV4_TRY(cuda::hc_pre(X, n, hc, D, L.hc_attn_fn, L.hc_attn_base, L.hc_attn_scale, iters, cfg.hc_eps, eps,
-                                  y, post, comb, stream));
+            DSV4_TRY(cuda::hc_pre(X, n, hc, D, L.hc_attn_fn, L.hc_attn_base, L.hc_attn_scale, iters,
+                                  cfg.hc_eps, eps, y, post, comb, stream));
             DSV4_TRY(cuda::rms_norm(y, n, D, L.attn_norm, eps, y, stream));
             mark("hc_pre+norm");
             DSV4_TRY(attention(S, il, y, st.layers[size_t(il)], sub));
             DSV4_TRY(cuda::hc_post(X, sub, post, comb, n, hc, D, X2, stream));
             mark("hc_post");
-            DSV4_TRY(cuda::hc_pre(X2, n, hc, D, L.hc_ffn_fn, L.hc_ffn_base, L.hc_ffn_scale, iters, cfg.hc_eps, eps,
-                                  y, post, comb, stream));
+            DSV4_TRY(cuda::hc_pre(X2, n, hc, D, L.hc_ffn_fn, L.hc_ffn_base, L.hc_ffn_scale, iters, cfg.hc_eps,
+                                  eps, y, post, comb, stream));
             DSV4_TRY(cuda::rms_norm(y, n, D, L.ffn_norm, eps, y, stream));
             mark("hc_pre+norm");
             DSV4_TRY(moe(S, il, y, sub));
@@ -559,13 +573,14 @@ struct CudaForward::Impl {
         float *z, *lg;
         DSV4_TRY_ASSIGN(z, ws.get<float>(n_out * D));
         DSV4_TRY_ASSIGN(lg, ws.get<float>(n_out * V));
-        DSV4_TRY(cuda::hc_head(X + first * hc * D, n_out, hc, D, hc_head_fn, hc_head_base, hc_head_scale, cfg.hc_eps,
-                               eps, z, stream));
+        DSV4_TRY(cuda::hc_head(X + first * hc * D, n_out, hc, D, hc_head_fn, hc_head_base, hc_head_scale,
+                               cfg.hc_eps, eps, z, stream));
         DSV4_TRY(cuda::rms_norm(z, n_out, D, norm, eps, z, stream));
         DSV4_TRY(cuda::linear(z, n_out, D, head, lg, V, stream));
         mark("head");
         logits_out.resize(size_t(n_out * V));
-        DSV4_CUDA_CHECK(cudaMemcpyAsync(logits_out.data(), lg, size_t(n_out * V) * 4, cudaMemcpyDeviceToHost, stream));
+        DSV4_CUDA_CHECK(
+            cudaMemcpyAsync(logits_out.data(), lg, size_t(n_out * V) * 4, cudaMemcpyDeviceToHost, stream));
         mark("logits d2h");
         DSV4_CUDA_CHECK(cudaStreamSynchronize(stream));
         prof.finish(n == 1);
@@ -579,8 +594,9 @@ std::unique_ptr<DeviceSeqState> CudaSeqState::clone() const {
     for (const DevLayerState& s : layers) {
         DevLayerState d;
         DSV4_ASSERT(c->alloc_zero(&d.ring, ring_elems).is_ok(), "clone_state: ring allocation failed");
-        DSV4_ASSERT(cudaMemcpy(d.ring, s.ring, size_t(ring_elems) * 4, cudaMemcpyDeviceToDevice) == cudaSuccess,
-                    "clone_state: copy failed");
+        DSV4_ASSERT(
+            cudaMemcpy(d.ring, s.ring, size_t(ring_elems) * 4, cudaMemcpyDeviceToDevice) == cudaSuccess,
+            "clone_state: copy failed");
         c->layers.push_back(d);  // owned entries are freed by c from here on
         Status st = copy_compressor(s.cmp, c->layers.back().cmp, *c);
         if (st.is_ok()) st = copy_compressor(s.idx, c->layers.back().idx, *c);
@@ -605,7 +621,9 @@ Result<std::unique_ptr<CudaForward>> CudaForward::create(const Dsv4Config& cfg, 
     return f;
 }
 
-int64_t CudaForward::weight_bytes() const { return impl_->mem.bytes; }
+int64_t CudaForward::weight_bytes() const {
+    return impl_->mem.bytes;
+}
 
 std::unique_ptr<DeviceSeqState> CudaForward::new_state() const {
     const Dsv4Config& cfg = impl_->cfg;
@@ -613,7 +631,8 @@ std::unique_ptr<DeviceSeqState> CudaForward::new_state() const {
     st->ring_elems = int64_t(cfg.sliding_window) * cfg.head_dim;
     for (int il = 0; il < cfg.num_hidden_layers; ++il) {
         DevLayerState L;
-        DSV4_ASSERT(st->alloc_zero(&L.ring, int64_t(cfg.sliding_window) * cfg.head_dim).is_ok(), "ring alloc");
+        DSV4_ASSERT(st->alloc_zero(&L.ring, int64_t(cfg.sliding_window) * cfg.head_dim).is_ok(),
+                    "ring alloc");
         const int m = cfg.compress_ratio(il);
         auto make = [&](DevCompressor& c, int64_t d) {
             c.m = m == 4 ? 4 : m;
@@ -649,15 +668,20 @@ Status CudaForward::forward(SeqState& st, std::span<const int32_t> ids, std::vec
 namespace dsv4 {
 struct CudaForward::Impl {};
 CudaForward::~CudaForward() = default;
-Result<std::unique_ptr<CudaForward>> CudaForward::create(const Dsv4Config&, const Weights&, const std::vector<float>&,
+Result<std::unique_ptr<CudaForward>> CudaForward::create(const Dsv4Config&, const Weights&,
+                                                         const std::vector<float>&,
                                                          const std::vector<float>&) {
     return error("backend 'cuda' is not available: this build has no CUDA (configure with -DDSV4_CUDA=ON)");
 }
-std::unique_ptr<DeviceSeqState> CudaForward::new_state() const { return nullptr; }
+std::unique_ptr<DeviceSeqState> CudaForward::new_state() const {
+    return nullptr;
+}
 Status CudaForward::forward(SeqState&, std::span<const int32_t>, std::vector<float>&, bool) const {
     return error("backend 'cuda' is not available in this build");
 }
-int64_t CudaForward::weight_bytes() const { return 0; }
+int64_t CudaForward::weight_bytes() const {
+    return 0;
+}
 }  // namespace dsv4
 
 #endif

@@ -27,7 +27,8 @@ public:
 
     std::unique_ptr<DeviceSeqState> new_state() const;
     // Same contract as Model::forward (ids already validated); updates st.n_past.
-    Status forward(SeqState& st, std::span<const int32_t> ids, std::vector<float>& logits, bool all_logits) const;
+    Status forward(SeqState& st, std::span<const int32_t> ids, std::vector<float>& logits,
+                   bool all_logits) const;
     int64_t weight_bytes() const;
 
     struct Impl;

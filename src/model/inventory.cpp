@@ -9,7 +9,9 @@ namespace dsv4 {
 
 namespace {
 
-int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+int64_t ceil_div(int64_t a, int64_t b) {
+    return (a + b - 1) / b;
+}
 
 struct Builder {
     std::vector<InventoryEntry> inv;
@@ -32,7 +34,8 @@ struct Builder {
 };
 
 // One decoder block (main layer or MTP) in released names under prefix p.
-void add_block(Builder& b, const Dsv4Config& cfg, const std::string& p, int ratio, bool hash, bool expert_fp8) {
+void add_block(Builder& b, const Dsv4Config& cfg, const std::string& p, int ratio, bool hash,
+               bool expert_fp8) {
     using G = WeightGroup;
     const int64_t D = cfg.hidden_size, hc = cfg.hc_mult, M = (2 + hc) * hc, H = cfg.num_attention_heads;
     const int64_t dh = cfg.head_dim, rq = cfg.q_lora_rank, Go = cfg.o_groups, ro = cfg.o_lora_rank;
@@ -89,8 +92,9 @@ void add_block(Builder& b, const Dsv4Config& cfg, const std::string& p, int rati
 }  // namespace
 
 const char* weight_group_name(WeightGroup g) {
-    static const char* kNames[] = {"attention core", "routed experts", "shared experts", "LM head", "embedding",
-                                   "compressors",    "indexers",       "mHC",            "router",  "other"};
+    static const char* kNames[] = {"attention core", "routed experts", "shared experts", "LM head",
+                                   "embedding",      "compressors",    "indexers",       "mHC",
+                                   "router",         "other"};
     static_assert(std::size(kNames) == size_t(WeightGroup::count), "name every group");
     return kNames[size_t(g)];
 }
@@ -107,7 +111,8 @@ std::vector<InventoryEntry> released_inventory(const Dsv4Config& cfg, bool exper
     b.plain("hc_head_scale", {1}, DType::f32, G::hyper_connection);
     for (int il = 0; il < cfg.num_hidden_layers; ++il) {
         b.layer = il;
-        add_block(b, cfg, fmt::format("layers.{}.", il), cfg.compress_ratio(il), cfg.is_hash_layer(il), expert_fp8);
+        add_block(b, cfg, fmt::format("layers.{}.", il), cfg.compress_ratio(il), cfg.is_hash_layer(il),
+                  expert_fp8);
     }
     for (int i = 0; i < cfg.num_nextn_predict_layers; ++i) {  // MTP: a score-routed block of ratio entry L
         b.layer = cfg.num_hidden_layers + i;
@@ -115,7 +120,8 @@ std::vector<InventoryEntry> released_inventory(const Dsv4Config& cfg, bool exper
         add_block(b, cfg, p, cfg.mtp_compress_ratio, false, expert_fp8);
         b.fp8(p + "e_proj.weight", D, D, G::other);
         b.fp8(p + "h_proj.weight", D, D, G::other);
-        for (const char* nrm : {"enorm.weight", "hnorm.weight", "norm.weight"}) b.plain(p + nrm, {D}, DType::bf16, G::other);
+        for (const char* nrm : {"enorm.weight", "hnorm.weight", "norm.weight"})
+            b.plain(p + nrm, {D}, DType::bf16, G::other);
         b.plain(p + "hc_head_fn", {hc, hc * D}, DType::f32, G::hyper_connection);
         b.plain(p + "hc_head_base", {hc}, DType::f32, G::hyper_connection);
         b.plain(p + "hc_head_scale", {1}, DType::f32, G::hyper_connection);
@@ -136,8 +142,8 @@ ModelCounts count_inventory(const Dsv4Config& cfg, const std::vector<InventoryEn
         // Active per token: k of the routed experts (any k: all experts of a layer have one size).
         const bool active_expert = e.group != WeightGroup::routed_experts || e.expert < k;
         int64_t active = active_expert ? e.params : 0, read = active_expert ? e.bytes : 0;
-        if (e.group == WeightGroup::embed) active = D, read = e.bytes / cfg.vocab_size;        // one row
-        if (e.dtype == DType::i64) read = e.bytes / e.shape[0];                                  // one tid2eid row
+        if (e.group == WeightGroup::embed) active = D, read = e.bytes / cfg.vocab_size;  // one row
+        if (e.dtype == DType::i64) read = e.bytes / e.shape[0];                          // one tid2eid row
         c.params_active += active;
         if (e.group != WeightGroup::head) c.params_active_no_head += active;
         c.token_bytes[size_t(e.group)] += read;

@@ -24,7 +24,8 @@ Result<std::unique_ptr<Model>> Model::load(const std::string& dir, const LoadOpt
     std::unique_ptr<Model> m(new Model());
     DSV4_TRY_ASSIGN(m->cfg_, load_config(dir));
     DSV4_TRY_ASSIGN(m->weights_, Weights::load(dir, m->cfg_));
-    m->numerics_ = opts.numerics.value_or(m->cfg_.quant_method == "fp8" ? Numerics::reference : Numerics::exact);
+    m->numerics_ =
+        opts.numerics.value_or(m->cfg_.quant_method == "fp8" ? Numerics::reference : Numerics::exact);
     if (m->numerics_ == Numerics::reference) DSV4_TRY(check_reference_numerics(m->cfg_));
     m->inv_main_ = rope_inv_freq(m->cfg_.rope_main, m->cfg_.qk_rope_head_dim);
     m->inv_compress_ = rope_inv_freq(m->cfg_.rope_compress, m->cfg_.qk_rope_head_dim);
@@ -53,22 +54,27 @@ std::unique_ptr<SeqState> Model::new_state() const {
     return st;
 }
 
-int64_t Model::n_past(const SeqState& st) { return st.n_past; }
+int64_t Model::n_past(const SeqState& st) {
+    return st.n_past;
+}
 
-std::unique_ptr<SeqState> Model::clone_state(const SeqState& st) { return std::make_unique<SeqState>(st); }
+std::unique_ptr<SeqState> Model::clone_state(const SeqState& st) {
+    return std::make_unique<SeqState>(st);
+}
 
 Status Model::forward(SeqState& st, std::span<const int32_t> ids, std::vector<float>& logits,
                       bool all_logits) const {
     const int64_t n = int64_t(ids.size()), D = cfg_.hidden_size, hc = cfg_.hc_mult, V = cfg_.vocab_size;
     if (n == 0) return error("forward: no tokens");
     for (int64_t i = 0; i < n; ++i)
-        if (ids[i] < 0 || ids[i] >= V) return error("token id {} at index {} is outside the vocabulary [0, {})", ids[i], i, V);
+        if (ids[i] < 0 || ids[i] >= V)
+            return error("token id {} at index {} is outside the vocabulary [0, {})", ids[i], i, V);
     if (st.n_past + n > cfg_.max_position_embeddings)
         return error("sequence of {} tokens exceeds max_position_embeddings {}", st.n_past + n,
                      cfg_.max_position_embeddings);
     if (cuda_) return cuda_->forward(st, ids, logits, all_logits);
-    ForwardCtx ctx{cfg_, *weights_, st.n_past, n, ids.data(), {}, inv_main_, inv_compress_, taps_,
-                   numerics_ == Numerics::reference};
+    ForwardCtx ctx{cfg_, *weights_, st.n_past,     n,     ids.data(),
+                   {},   inv_main_, inv_compress_, taps_, numerics_ == Numerics::reference};
     ctx.pos.resize(size_t(n));
     for (int64_t i = 0; i < n; ++i) ctx.pos[i] = st.n_past + i;
 

@@ -18,7 +18,8 @@ namespace dsv4 {
 
 class Weights;
 class CudaForward;  // model/forward_cuda.h: the GPU path of LoadOptions::backend == "cuda"
-// SeqState (model/state.h): per-sequence decode state (window rings, compressor buffers, compressed KV, index keys)
+// SeqState (model/state.h): per-sequence decode state (window rings, compressor buffers, compressed KV, index
+// keys)
 
 // How the forward pass rounds (spec §16 item 7):
 //  exact      HF parity: weights dequantized exactly, activations and caches in f32 (what the golden
@@ -70,13 +71,15 @@ private:
     std::unique_ptr<Weights> weights_;
     Taps* taps_ = nullptr;
     Numerics numerics_ = Numerics::exact;
-    std::unique_ptr<CudaForward> cuda_;            // set when loaded with backend "cuda"
-    std::vector<float> inv_main_, inv_compress_;   // RoPE tables of SWA and CSA/HCA layers
+    std::unique_ptr<CudaForward> cuda_;           // set when loaded with backend "cuda"
+    std::vector<float> inv_main_, inv_compress_;  // RoPE tables of SWA and CSA/HCA layers
 };
 
 struct Model::Taps {
     std::vector<std::pair<std::string, std::vector<float>>> tensors;
-    void put(const std::string& key, const float* data, int64_t n) { tensors.emplace_back(key, std::vector<float>(data, data + n)); }
+    void put(const std::string& key, const float* data, int64_t n) {
+        tensors.emplace_back(key, std::vector<float>(data, data + n));
+    }
     const std::vector<float>* get(const std::string& key) const {
         for (auto& kv : tensors)
             if (kv.first == key) return &kv.second;

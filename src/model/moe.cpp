@@ -35,8 +35,8 @@ void moe_block(const ForwardCtx& ctx, int il, const float* x, float* out) {
     std::vector<int32_t> esel(static_cast<size_t>(n * k));
     cpu::linear(x, n, L.gate, logits.data());
     const bool hash = cfg.is_hash_layer(il);
-    cpu::moe_route(logits.data(), n, E, k, ctx.ids, hash ? &L.tid2eid : nullptr, hash ? nullptr : &L.gate_bias,
-                   cfg.routed_scaling_factor, esel.data(), wsel.data());
+    cpu::moe_route(logits.data(), n, E, k, ctx.ids, hash ? &L.tid2eid : nullptr,
+                   hash ? nullptr : &L.gate_bias, cfg.routed_scaling_factor, esel.data(), wsel.data());
 
     // shared expert first: out = shared(x)
     expert_ffn(ctx, x, n, L.sh_w1, L.sh_w3, L.sh_w2, cfg.swiglu_limit, nullptr, out);

@@ -8,13 +8,15 @@
 
 namespace dsv4 {
 
-const char* numerics_name(Numerics n) { return n == Numerics::reference ? "reference" : "exact"; }
+const char* numerics_name(Numerics n) {
+    return n == Numerics::reference ? "reference" : "exact";
+}
 
 Status check_reference_numerics(const Dsv4Config& cfg) {
     const int d = cfg.index_head_dim;
     if (d <= 0 || (d & (d - 1)) != 0)
-        return error("reference numerics need index_head_dim to be a power of two (Hadamard transform), found {}",
-                     d);
+        return error(
+            "reference numerics need index_head_dim to be a power of two (Hadamard transform), found {}", d);
     return Status::ok();
 }
 
@@ -29,7 +31,9 @@ void numerics_linear(const ForwardCtx& ctx, const float* x, int64_t n, const Wei
     cpu::linear(xq.data(), n, w, y);
 }
 
-void round_kv_fp8(float* x, int64_t rows, int64_t d, int64_t nope) { cpu::fp8_roundtrip_rows(x, rows, d, nope, 64); }
+void round_kv_fp8(float* x, int64_t rows, int64_t d, int64_t nope) {
+    cpu::fp8_roundtrip_rows(x, rows, d, nope, 64);
+}
 
 void round_index_fp4(float* x, int64_t rows, int64_t d) {
     cpu::hadamard_rows(x, rows, d);

@@ -25,8 +25,12 @@ namespace fs = std::filesystem;
 bool ends_with(const std::string& s, const std::string& suf) {
     return s.size() >= suf.size() && s.compare(s.size() - suf.size(), suf.size(), suf) == 0;
 }
-int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
-bool is_float(DType t) { return t == DType::f32 || t == DType::bf16 || t == DType::f16; }
+int64_t ceil_div(int64_t a, int64_t b) {
+    return (a + b - 1) / b;
+}
+bool is_float(DType t) {
+    return t == DType::f32 || t == DType::bf16 || t == DType::f16;
+}
 
 // The UE8M0 companion of a quantized weight: `X.scale` (released) or `X.weight_scale_inv` (HF FP8 quantizer).
 const TensorInfo* find_scale(const Checkpoint& ck, const std::string& name) {
@@ -48,12 +52,15 @@ Result<WeightRef> source_ref(const Checkpoint& ck, const TensorInfo& t) {
     w.n_cols = w.n_rows ? t.numel() / w.n_rows : 0;
     const TensorInfo* s = find_scale(ck, t.name);
     if (t.dtype == DType::f8_e4m3) {
-        if (t.shape.size() != 2) return error("{}: FP8 tensor '{}' must be 2-D, has shape {}", t.file, t.name, t.shape_str());
+        if (t.shape.size() != 2)
+            return error("{}: FP8 tensor '{}' must be 2-D, has shape {}", t.file, t.name, t.shape_str());
         std::vector<int64_t> want = {ceil_div(w.n_rows, 128), ceil_div(w.n_cols, 128)};
-        if (!s) return error("{}: FP8 tensor '{}' has no scale tensor ('.scale' or '_scale_inv')", t.file, t.name);
+        if (!s)
+            return error("{}: FP8 tensor '{}' has no scale tensor ('.scale' or '_scale_inv')", t.file,
+                         t.name);
         if (s->dtype != DType::f8_e8m0 || s->shape != want)
-            return error("{}: scale '{}' is {} {}, expected f8_e8m0 [{}, {}] for FP8 weight {}", s->file, s->name,
-                         dtype_name(s->dtype), s->shape_str(), want[0], want[1], t.shape_str());
+            return error("{}: scale '{}' is {} {}, expected f8_e8m0 [{}, {}] for FP8 weight {}", s->file,
+                         s->name, dtype_name(s->dtype), s->shape_str(), want[0], want[1], t.shape_str());
         w.scale = s->data;
         w.scale_cols = want[1];
         w.block_rows = w.block_cols = 128;
@@ -62,8 +69,9 @@ Result<WeightRef> source_ref(const Checkpoint& ck, const TensorInfo& t) {
         w.n_cols = 2 * t.shape[1];
         std::vector<int64_t> want = {w.n_rows, w.n_cols / 32};
         if (s->dtype != DType::f8_e8m0 || s->shape != want || w.n_cols % 32 != 0)
-            return error("{}: scale '{}' is {} {}, expected f8_e8m0 [{}, {}] for packed FP4 weight {}", s->file,
-                         s->name, dtype_name(s->dtype), s->shape_str(), want[0], want[1], t.shape_str());
+            return error("{}: scale '{}' is {} {}, expected f8_e8m0 [{}, {}] for packed FP4 weight {}",
+                         s->file, s->name, dtype_name(s->dtype), s->shape_str(), want[0], want[1],
+                         t.shape_str());
         w.scale = s->data;
         w.scale_cols = want[1];
         w.block_rows = 1;
@@ -75,41 +83,61 @@ Result<WeightRef> source_ref(const Checkpoint& ck, const TensorInfo& t) {
 enum class Out { raw, fp8, fp4, fp4_to_fp8, f32, bf16 };
 
 struct Entry {
-    std::string name;              // released name of the output
-    const TensorInfo* t = nullptr; // source tensor
+    std::string name;                     // released name of the output
+    const TensorInfo* t = nullptr;        // source tensor
     const TensorInfo* t_scale = nullptr;  // its UE8M0 companion (quantized sources)
-    WeightRef src;                 // source rows (a fused-expert slice for HF checkpoints)
-    std::vector<int64_t> shape;    // logical shape of the output (for raw/f32/bf16)
+    WeightRef src;                        // source rows (a fused-expert slice for HF checkpoints)
+    std::vector<int64_t> shape;           // logical shape of the output (for raw/f32/bf16)
     Out out = Out::raw;
-    int64_t bytes = 0;             // output bytes incl. the scale
+    int64_t bytes = 0;  // output bytes incl. the scale
 };
 
-bool quantized(const WeightRef& w) { return w.dtype == DType::f8_e4m3 || w.dtype == DType::fp4_e2m1; }
+bool quantized(const WeightRef& w) {
+    return w.dtype == DType::f8_e4m3 || w.dtype == DType::fp4_e2m1;
+}
 
 // Decides the output format of one entry (spec §10.6) and its size.
 void plan_entry(Entry& e, const QuantizeOptions& opts) {
     const int64_t N = e.src.n_rows, K = e.src.n_cols;
     const bool f = is_float(e.src.dtype) || quantized(e.src);
     switch (released_tensor_class(e.name)) {
-        case TensorClass::fp8_linear: e.out = e.src.dtype == DType::f8_e4m3 ? Out::raw : Out::fp8; break;
+        case TensorClass::fp8_linear:
+            e.out = e.src.dtype == DType::f8_e4m3 ? Out::raw : Out::fp8;
+            break;
         case TensorClass::routed_expert:
             if (opts.experts == "fp8")
                 e.out = e.src.dtype == DType::f8_e4m3 ? Out::raw : Out::fp4_to_fp8;
             else
                 e.out = e.src.dtype == DType::fp4_e2m1 ? Out::raw : Out::fp4;
             break;
-        case TensorClass::keep_f32: e.out = f ? Out::f32 : Out::raw; break;
-        case TensorClass::index_i64: e.out = Out::raw; break;
-        case TensorClass::bf16: e.out = f ? Out::bf16 : Out::raw; break;
+        case TensorClass::keep_f32:
+            e.out = f ? Out::f32 : Out::raw;
+            break;
+        case TensorClass::index_i64:
+            e.out = Out::raw;
+            break;
+        case TensorClass::bf16:
+            e.out = f ? Out::bf16 : Out::raw;
+            break;
     }
     if (e.out == Out::fp4 && K % 32 != 0) e.out = Out::fp8;  // cannot pack: keep the FP8 format
     switch (e.out) {
-        case Out::raw: e.bytes = e.t->nbytes + (e.t_scale ? e.t_scale->nbytes : 0); break;
+        case Out::raw:
+            e.bytes = e.t->nbytes + (e.t_scale ? e.t_scale->nbytes : 0);
+            break;
         case Out::fp8:
-        case Out::fp4_to_fp8: e.bytes = N * K + ceil_div(N, 128) * ceil_div(K, 128); break;
-        case Out::fp4: e.bytes = N * K / 2 + N * K / 32; break;
-        case Out::f32: e.bytes = N * K * 4; break;
-        case Out::bf16: e.bytes = N * K * 2; break;
+        case Out::fp4_to_fp8:
+            e.bytes = N * K + ceil_div(N, 128) * ceil_div(K, 128);
+            break;
+        case Out::fp4:
+            e.bytes = N * K / 2 + N * K / 32;
+            break;
+        case Out::f32:
+            e.bytes = N * K * 4;
+            break;
+        case Out::bf16:
+            e.bytes = N * K * 2;
+            break;
     }
 }
 
@@ -124,8 +152,8 @@ std::vector<float> to_f32(const Entry& e) {
 void produce(const Entry& e, std::vector<std::vector<uint8_t>>& bufs, std::vector<TensorToWrite>& out,
              QuantizeReport& rep) {
     const int64_t N = e.src.n_rows, K = e.src.n_cols;
-    const std::string scale_name = ends_with(e.name, ".weight") ? e.name.substr(0, e.name.size() - 7) + ".scale"
-                                                                : e.name + ".scale";
+    const std::string scale_name =
+        ends_with(e.name, ".weight") ? e.name.substr(0, e.name.size() - 7) + ".scale" : e.name + ".scale";
     auto push = [&](const std::string& name, DType dt, std::vector<int64_t> shape, std::vector<uint8_t> buf) {
         bufs.push_back(std::move(buf));
         out.push_back({name, dt, std::move(shape), bufs.back().data(), int64_t(bufs.back().size())});
@@ -170,7 +198,8 @@ void produce(const Entry& e, std::vector<std::vector<uint8_t>>& bufs, std::vecto
         case Out::f32:
         case Out::bf16: {
             std::vector<float> f = to_f32(e);
-            std::vector<uint8_t> buf(size_t(dtype_bytes(e.out == Out::f32 ? DType::f32 : DType::bf16, N * K)));
+            std::vector<uint8_t> buf(
+                size_t(dtype_bytes(e.out == Out::f32 ? DType::f32 : DType::bf16, N * K)));
             if (e.out == Out::f32) {
                 std::memcpy(buf.data(), f.data(), buf.size());
             } else {
@@ -213,14 +242,17 @@ Result<std::vector<Entry>> collect(const Checkpoint& ck, const Dsv4Config& cfg) 
         if (is_scale_name(ck, name)) continue;
         const TensorInfo* t = ck.find(name);
         DSV4_TRY_ASSIGN(WeightRef w, source_ref(ck, *t));
-        const bool gate_up = ends_with(name, "mlp.experts.gate_up_proj"), down = ends_with(name, "mlp.experts.down_proj");
+        const bool gate_up = ends_with(name, "mlp.experts.gate_up_proj"),
+                   down = ends_with(name, "mlp.experts.down_proj");
         if (gate_up || down) {  // HF fused [E, 2I, D] / [E, D, I] (spec §3.2): rows of gate_up = [w1 | w3]
-            if (name.rfind("model.layers.", 0) != 0) return error("{}: unexpected fused expert tensor '{}'", t->file, name);
-            const std::string prefix = name.substr(6, name.find("mlp.") - 6);  // "model.layers.N.mlp." -> "layers.N."
+            if (name.rfind("model.layers.", 0) != 0)
+                return error("{}: unexpected fused expert tensor '{}'", t->file, name);
+            const std::string prefix =
+                name.substr(6, name.find("mlp.") - 6);  // "model.layers.N.mlp." -> "layers.N."
             const int64_t rows = gate_up ? 2 * I : D, cols = gate_up ? D : I;
             if (t->shape != std::vector<int64_t>{E, rows, cols})
-                return error("{}: tensor '{}' has shape {}, expected [{}, {}, {}]", t->file, name, t->shape_str(), E,
-                             rows, cols);
+                return error("{}: tensor '{}' has shape {}, expected [{}, {}, {}]", t->file, name,
+                             t->shape_str(), E, rows, cols);
             w.n_rows = E * rows;
             w.n_cols = cols;
             for (int64_t e = 0; e < E; ++e) {
@@ -255,9 +287,10 @@ Result<std::vector<Entry>> collect(const Checkpoint& ck, const Dsv4Config& cfg) 
 }  // namespace
 
 TensorClass released_tensor_class(const std::string& n) {
-    for (const char* s : {"attn.wq_a.weight", "attn.wq_b.weight", "attn.wkv.weight", "attn.wo_a.weight",
-                          "attn.wo_b.weight", "indexer.wq_b.weight", "shared_experts.w1.weight",
-                          "shared_experts.w2.weight", "shared_experts.w3.weight", "e_proj.weight", "h_proj.weight"})
+    for (const char* s :
+         {"attn.wq_a.weight", "attn.wq_b.weight", "attn.wkv.weight", "attn.wo_a.weight", "attn.wo_b.weight",
+          "indexer.wq_b.weight", "shared_experts.w1.weight", "shared_experts.w2.weight",
+          "shared_experts.w3.weight", "e_proj.weight", "h_proj.weight"})
         if (ends_with(n, s)) return TensorClass::fp8_linear;
     if (n.find(".experts.") != std::string::npos && n.find("shared_experts") == std::string::npos &&
         (ends_with(n, ".w1.weight") || ends_with(n, ".w2.weight") || ends_with(n, ".w3.weight")))
@@ -278,8 +311,10 @@ Result<QuantizeReport> quantize_checkpoint(const std::string& in_dir, const std:
     DSV4_TRY_ASSIGN(Dsv4Config cfg, load_config(in_dir));
     DSV4_TRY_ASSIGN(Checkpoint ck, Checkpoint::open(in_dir));
     if (!ck.find("embed.weight") && !ck.find("model.embed_tokens.weight"))
-        return error("{}: neither 'embed.weight' nor 'model.embed_tokens.weight' found; is this a DeepSeek V4 "
-                     "checkpoint?", in_dir);
+        return error(
+            "{}: neither 'embed.weight' nor 'model.embed_tokens.weight' found; is this a DeepSeek V4 "
+            "checkpoint?",
+            in_dir);
     DSV4_TRY_ASSIGN(std::vector<Entry> entries, collect(ck, cfg));
     for (Entry& e : entries) plan_entry(e, opts);
 
@@ -287,7 +322,8 @@ Result<QuantizeReport> quantize_checkpoint(const std::string& in_dir, const std:
     std::vector<std::vector<size_t>> shards(1);
     int64_t in_shard = 0;
     for (size_t i = 0; i < entries.size(); ++i) {
-        if (in_shard > 0 && in_shard + entries[i].bytes > opts.shard_bytes) shards.emplace_back(), in_shard = 0;
+        if (in_shard > 0 && in_shard + entries[i].bytes > opts.shard_bytes)
+            shards.emplace_back(), in_shard = 0;
         shards.back().push_back(i);
         in_shard += entries[i].bytes;
     }
@@ -343,7 +379,8 @@ Status dequantize_checkpoint(const std::string& in_dir, const std::string& out_d
         auto* f = reinterpret_cast<float*>(buf.data());
         for (int64_t r = 0; r < w.n_rows; ++r) w.row_to_f32(r, f + r * w.n_cols);
         bufs.push_back(std::move(buf));
-        tensors.push_back({name, DType::f32, {w.n_rows, w.n_cols}, bufs.back().data(), int64_t(bufs.back().size())});
+        tensors.push_back(
+            {name, DType::f32, {w.n_rows, w.n_cols}, bufs.back().data(), int64_t(bufs.back().size())});
     }
     std::error_code ec;
     fs::create_directories(out_dir, ec);

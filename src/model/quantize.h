@@ -23,16 +23,16 @@ enum class TensorClass {
 TensorClass released_tensor_class(const std::string& released_name);
 
 struct QuantizeOptions {
-    std::string experts = "fp4";            // "fp4" (as released) or "fp8" (REF convert.py --expert-dtype fp8)
-    int64_t shard_bytes = 4'000'000'000;    // upper bound per shard (one tensor larger than this gets its own)
+    std::string experts = "fp4";          // "fp4" (as released) or "fp8" (REF convert.py --expert-dtype fp8)
+    int64_t shard_bytes = 4'000'000'000;  // upper bound per shard (one tensor larger than this gets its own)
     bool verbose = false;
 };
 
 struct QuantizeReport {
-    int64_t n_tensors = 0;                  // tensors written, scales included
+    int64_t n_tensors = 0;  // tensors written, scales included
     int64_t n_shards = 0;
-    int64_t bytes = 0;                      // tensor bytes written (index total_size)
-    int64_t fp4_to_fp8_inexact = 0;         // elements the FP4 -> FP8 conversion could not keep exactly
+    int64_t bytes = 0;               // tensor bytes written (index total_size)
+    int64_t fp4_to_fp8_inexact = 0;  // elements the FP4 -> FP8 conversion could not keep exactly
 };
 
 // in_dir: any checkpoint the weight table loads (released or HF names; f32/bf16/f16; already FP8/FP4

@@ -18,7 +18,8 @@ std::vector<float> rope_inv_freq(const RopeParams& p, int rope_dim) {
     if (!p.yarn) return inv;
     const double pi = 3.14159265358979323846;
     auto corr = [&](double n_rot) {
-        return rope_dim * std::log(p.original_max_position_embeddings / (n_rot * 2 * pi)) / (2 * std::log(p.rope_theta));
+        return rope_dim * std::log(p.original_max_position_embeddings / (n_rot * 2 * pi)) /
+               (2 * std::log(p.rope_theta));
     };
     double low = std::max(std::floor(corr(p.beta_fast)), 0.0);
     double high = std::min(std::ceil(corr(p.beta_slow)), double(rope_dim - 1));

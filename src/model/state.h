@@ -12,22 +12,22 @@ namespace dsv4 {
 
 // Pending state of one compressor (spec §6.5). Token t sits in slot t % m of the current window.
 struct CompressorState {
-    int m = 0;                     // ratio
-    int c = 1;                     // 2 = overlapping (CSA), 1 = HCA
-    int d = 0;                     // entry width
-    std::vector<float> pend_a;     // [m, c·d] projections of the current window's tokens
-    std::vector<float> pend_z;     // [m, c·d] gate logits incl. ape
-    std::vector<float> prev_a;     // [m, d]   A halves of the last complete window (CSA only)
-    std::vector<float> prev_z;     // [m, d]
+    int m = 0;                  // ratio
+    int c = 1;                  // 2 = overlapping (CSA), 1 = HCA
+    int d = 0;                  // entry width
+    std::vector<float> pend_a;  // [m, c·d] projections of the current window's tokens
+    std::vector<float> pend_z;  // [m, c·d] gate logits incl. ape
+    std::vector<float> prev_a;  // [m, d]   A halves of the last complete window (CSA only)
+    std::vector<float> prev_z;  // [m, d]
     bool has_prev = false;
-    std::vector<float> entries;    // [n_entries, d] normed, RoPE'd compressed entries
+    std::vector<float> entries;  // [n_entries, d] normed, RoPE'd compressed entries
     int64_t n_entries() const { return d ? int64_t(entries.size()) / d : 0; }
 };
 
 struct LayerState {
-    std::vector<float> window;     // [W, head_dim] ring; position p lives in slot p % W
-    CompressorState cmp;           // main compressor (CSA, HCA)
-    CompressorState idx;           // indexer compressor (CSA): entries are the index keys
+    std::vector<float> window;  // [W, head_dim] ring; position p lives in slot p % W
+    CompressorState cmp;        // main compressor (CSA, HCA)
+    CompressorState idx;        // indexer compressor (CSA): entries are the index keys
 };
 
 // Opaque per-sequence state of a device backend (model/forward_cuda.cpp); copying a SeqState deep-copies it.
@@ -48,9 +48,9 @@ struct DeviceStatePtr {
 };
 
 struct SeqState {
-    int64_t n_past = 0;            // tokens consumed so far
+    int64_t n_past = 0;              // tokens consumed so far
     std::vector<LayerState> layers;  // CPU backend
-    DeviceStatePtr device;         // CUDA backend (layers stays empty)
+    DeviceStatePtr device;           // CUDA backend (layers stays empty)
 };
 
 }  // namespace dsv4

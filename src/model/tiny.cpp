@@ -187,8 +187,10 @@ Status write_random_checkpoint(const std::string& dir, const Dsv4Config& cfg, co
             w.add(p + "ffn.gate.bias", DType::f32, {E}, w.normal(E, 0.0, 0.1));
         }
         if (opts.hf_names) {  // HF fuses the experts: gate_up_proj [E, 2I, D], down_proj [E, D, I]
-            w.add("model." + p + "mlp.experts.gate_up_proj", DType::bf16, {E, 2 * I, D}, w.normal(E * 2 * I * D, 0.0, 0.05));
-            w.add("model." + p + "mlp.experts.down_proj", DType::bf16, {E, D, I}, w.normal(E * D * I, 0.0, 0.05));
+            w.add("model." + p + "mlp.experts.gate_up_proj", DType::bf16, {E, 2 * I, D},
+                  w.normal(E * 2 * I * D, 0.0, 0.05));
+            w.add("model." + p + "mlp.experts.down_proj", DType::bf16, {E, D, I},
+                  w.normal(E * D * I, 0.0, 0.05));
         } else {
             for (int64_t e = 0; e < E; ++e) {
                 const std::string ep = fmt::format("{}ffn.experts.{}.", p, e);

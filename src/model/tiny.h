@@ -16,11 +16,11 @@ Dsv4Config tiny_config();
 
 struct TinyOptions {
     uint64_t seed = 1234;
-    bool hf_names = false;          // false: released names (embed.weight, layers.N.attn.wq_a.weight, ...)
+    bool hf_names = false;  // false: released names (embed.weight, layers.N.attn.wq_a.weight, ...)
     // true: the released FP8 128x128 / FP4 per-32 layout with index and quantization_config (written as
     // bf16 next to `dir`, then quantized; hf_names is ignored).
     bool quantized = false;
-    int64_t shard_bytes = 4'000'000'000;   // quantized: upper bound per shard
+    int64_t shard_bytes = 4'000'000'000;  // quantized: upper bound per shard
     bool verbose = false;
 };
 

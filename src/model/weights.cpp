@@ -16,7 +16,9 @@ std::string shape_str(const std::vector<int64_t>& s) {
     return r + "]";
 }
 
-int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+int64_t ceil_div(int64_t a, int64_t b) {
+    return (a + b - 1) / b;
+}
 
 class Binder {
 public:
@@ -37,12 +39,14 @@ public:
     }
 
     // An int64 table (tid2eid [V, k]).
-    void index_table(WeightRef& out, const std::string& rel, const std::string& hf, std::vector<int64_t> shape) {
+    void index_table(WeightRef& out, const std::string& rel, const std::string& hf,
+                     std::vector<int64_t> shape) {
         const TensorInfo* t = find(rel, hf);
         if (!t) return;
         if (t->shape != shape)
             return fail(*t, fmt::format("has shape {}, expected {}", t->shape_str(), shape_str(shape)));
-        if (t->dtype != DType::i64) return fail(*t, fmt::format("has dtype {}, expected i64", dtype_name(t->dtype)));
+        if (t->dtype != DType::i64)
+            return fail(*t, fmt::format("has dtype {}, expected i64", dtype_name(t->dtype)));
         out = plain(*t, shape[0], shape[1]);
     }
 
@@ -74,7 +78,8 @@ public:
             case DType::i8:
             case DType::u8: {
                 if (t->shape != std::vector<int64_t>{N, K / 2} || K % 32 != 0)
-                    return fail(*t, fmt::format("has shape {} (packed FP4), expected [{}, {}]", t->shape_str(), N, K / 2));
+                    return fail(*t, fmt::format("has shape {} (packed FP4), expected [{}, {}]",
+                                                t->shape_str(), N, K / 2));
                 const TensorInfo* s = scale_of(*t, rel, hf, {N, K / 32});
                 if (!s) return;
                 out = plain(*t, N, K);
@@ -86,8 +91,10 @@ public:
                 return;
             }
             default:
-                return fail(*t, fmt::format("has dtype {}, expected bf16, f32, f16, f8_e4m3 (+scale) or packed fp4 "
-                                            "(I8 + scale)", dtype_name(t->dtype)));
+                return fail(
+                    *t, fmt::format("has dtype {}, expected bf16, f32, f16, f8_e4m3 (+scale) or packed fp4 "
+                                    "(I8 + scale)",
+                                    dtype_name(t->dtype)));
         }
     }
 
@@ -145,7 +152,8 @@ private:
         }
         used_.insert(name);
         if (s->dtype != DType::f8_e8m0) {
-            fail(*s, fmt::format("has dtype {}, expected f8_e8m0 (UE8M0 block scales)", dtype_name(s->dtype)));
+            fail(*s,
+                 fmt::format("has dtype {}, expected f8_e8m0 (UE8M0 block scales)", dtype_name(s->dtype)));
             return nullptr;
         }
         if (s->shape != shape) {
@@ -230,7 +238,8 @@ void bind_layer(Binder& b, const Dsv4Config& cfg, int il, LayerWeights& L) {
         }
     } else {
         for (int64_t e = 0; e < E; ++e) {
-            const std::string re = fmt::format("{}experts.{}.", rf, e), he = fmt::format("{}experts.{}.", hf, e);
+            const std::string re = fmt::format("{}experts.{}.", rf, e),
+                              he = fmt::format("{}experts.{}.", hf, e);
             b.matrix(L.w1[size_t(e)], re + "w1.weight", he + "gate_proj.weight", I, D);
             b.matrix(L.w2[size_t(e)], re + "w2.weight", he + "down_proj.weight", D, I);
             b.matrix(L.w3[size_t(e)], re + "w3.weight", he + "up_proj.weight", I, D);
@@ -246,9 +255,10 @@ void bind_layer(Binder& b, const Dsv4Config& cfg, int il, LayerWeights& L) {
 
 Result<std::unique_ptr<Weights>> Weights::load(const std::string& dir, const Dsv4Config& cfg) {
     if (!cfg.weight_block_size.empty() && cfg.weight_block_size != std::vector<int>{128, 128})
-        return error("{}: quantization_config.weight_block_size [{}, {}] is not supported (the V4 format uses "
-                     "[128, 128] FP8 blocks)", dir, cfg.weight_block_size[0],
-                     cfg.weight_block_size.size() > 1 ? cfg.weight_block_size[1] : 0);
+        return error(
+            "{}: quantization_config.weight_block_size [{}, {}] is not supported (the V4 format uses "
+            "[128, 128] FP8 blocks)",
+            dir, cfg.weight_block_size[0], cfg.weight_block_size.size() > 1 ? cfg.weight_block_size[1] : 0);
     auto w = std::make_unique<Weights>();
     DSV4_TRY_ASSIGN(w->ckpt_, Checkpoint::open(dir));
     const Checkpoint& ck = w->ckpt_;
@@ -257,8 +267,10 @@ Result<std::unique_ptr<Weights>> Weights::load(const std::string& dir, const Dsv
     else if (ck.find("model.embed_tokens.weight"))
         w->scheme = NamingScheme::hf;
     else
-        return error("{}: neither 'embed.weight' (released naming) nor 'model.embed_tokens.weight' (HF naming) "
-                     "found; is this a DeepSeek V4 checkpoint?", dir);
+        return error(
+            "{}: neither 'embed.weight' (released naming) nor 'model.embed_tokens.weight' (HF naming) "
+            "found; is this a DeepSeek V4 checkpoint?",
+            dir);
     Binder b(ck, w->scheme);
     const int64_t V = cfg.vocab_size, D = cfg.hidden_size, hc = cfg.hc_mult;
     b.matrix(w->embed, "embed.weight", "model.embed_tokens.weight", V, D);

@@ -20,7 +20,7 @@ enum class NamingScheme { released, hf };
 struct LayerWeights {
     // hyper-connections (f32)
     WeightRef hc_attn_fn, hc_attn_base, hc_attn_scale, hc_ffn_fn, hc_ffn_base, hc_ffn_scale;
-    WeightRef attn_norm, ffn_norm;                       // [D]
+    WeightRef attn_norm, ffn_norm;  // [D]
     // attention core
     WeightRef wq_a, q_norm, wq_b, wkv, kv_norm, wo_a, wo_b, attn_sink;
     // main compressor (CSA and HCA)
@@ -29,8 +29,8 @@ struct LayerWeights {
     WeightRef idx_wq_b, idx_weights_proj, idx_cmp_ape, idx_cmp_wkv, idx_cmp_wgate, idx_cmp_norm;
     // MoE
     WeightRef gate, gate_bias, tid2eid;
-    std::vector<WeightRef> w1, w2, w3;                   // per routed expert: gate [I, D], down [D, I], up [I, D]
-    WeightRef sh_w1, sh_w2, sh_w3;                       // shared expert
+    std::vector<WeightRef> w1, w2, w3;  // per routed expert: gate [I, D], down [D, I], up [I, D]
+    WeightRef sh_w1, sh_w2, sh_w3;      // shared expert
 };
 
 class Weights {

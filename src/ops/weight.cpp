@@ -33,7 +33,8 @@ void WeightRef::row_to_f32(int64_t r, float* out) const {
             }
             return;
         }
-        default: DSV4_ASSERT(false, "row_to_f32: unsupported weight dtype {}", dtype_name(dtype));
+        default:
+            DSV4_ASSERT(false, "row_to_f32: unsupported weight dtype {}", dtype_name(dtype));
     }
 }
 

@@ -22,8 +22,11 @@ inline LoadOptions quiet_cpu() {
 }
 
 // Writes (once) and returns the directory of a random checkpoint of `cfg`.
-inline std::string tiny_checkpoint_dir(const std::string& name, const Dsv4Config& cfg, bool hf_names = false) {
-    std::string dir = (std::filesystem::temp_directory_path() / ("dsv4_test_" + name + "_" + std::to_string(::getpid()))).string();
+inline std::string tiny_checkpoint_dir(const std::string& name, const Dsv4Config& cfg,
+                                       bool hf_names = false) {
+    std::string dir =
+        (std::filesystem::temp_directory_path() / ("dsv4_test_" + name + "_" + std::to_string(::getpid())))
+            .string();
     std::filesystem::remove_all(dir);
     TinyOptions opts;
     opts.hf_names = hf_names;
@@ -33,7 +36,8 @@ inline std::string tiny_checkpoint_dir(const std::string& name, const Dsv4Config
 }
 
 // Max over rows of ‖a_row − b_row‖ / ‖b_row‖; *worst_row gets the row.
-inline double max_row_rel_err(const float* a, const float* b, int64_t rows, int64_t cols, int64_t* worst_row = nullptr) {
+inline double max_row_rel_err(const float* a, const float* b, int64_t rows, int64_t cols,
+                              int64_t* worst_row = nullptr) {
     double worst = 0.0;
     for (int64_t r = 0; r < rows; ++r) {
         double num = 0.0, den = 0.0;

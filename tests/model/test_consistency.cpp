@@ -32,7 +32,8 @@ protected:
         size_t ci = 0;
         while (at < kT) {
             int64_t len = ci < chunks.size() ? std::min(chunks[ci++], kT - at) : 1;
-            ASSERT_TRUE(model_->forward(*st, std::span(ids_).subspan(size_t(at), size_t(len)), out, true).is_ok());
+            ASSERT_TRUE(
+                model_->forward(*st, std::span(ids_).subspan(size_t(at), size_t(len)), out, true).is_ok());
             got.insert(got.end(), out.begin(), out.end());
             at += len;
         }
@@ -57,10 +58,12 @@ TEST_F(Consistency, DecodeFromEveryEarlyPrefix) {
     for (int64_t p : {1, 2, 3, 5, 7, 8, 9, 13, 16, 17, 30, 63, 64, 65}) check_chunks({p});
 }
 
-TEST_F(Consistency, TokenByTokenFromStart) { check_chunks({}); }
+TEST_F(Consistency, TokenByTokenFromStart) {
+    check_chunks({});
+}
 
 TEST_F(Consistency, ChunkedPrefill) {
-    check_chunks({21, 10, 1, 1, 39});      // splits inside CSA (4) and HCA (8) windows
+    check_chunks({21, 10, 1, 1, 39});  // splits inside CSA (4) and HCA (8) windows
     check_chunks({3, 5, 7, 11, 13, 33});
     check_chunks({6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6});
     check_chunks({8, 8, 8, 8, 8, 8, 8, 8, 8});

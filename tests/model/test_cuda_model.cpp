@@ -104,7 +104,9 @@ TEST(CudaModelRandom, LongSequenceMatchesCpu) {  // past several windows of ever
 
 TEST(CudaModelRandom, QuantizedCheckpointMatchesCpu) {  // FP8 128x128 + FP4 per-32 weights, exact numerics
     DSV4_REQUIRE_DEVICE();
-    const std::string dir = (std::filesystem::temp_directory_path() / ("dsv4_test_cuda_quant_" + std::to_string(::getpid()))).string();
+    const std::string dir =
+        (std::filesystem::temp_directory_path() / ("dsv4_test_cuda_quant_" + std::to_string(::getpid())))
+            .string();
     std::filesystem::remove_all(dir);
     TinyOptions o;
     o.quantized = true;

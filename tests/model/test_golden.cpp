@@ -86,8 +86,8 @@ TEST_P(GoldenTest, EveryLayerAndLogitsMatchHF) {
     double err = max_row_rel_err(logits.data(), ref.data(), T, V, &row);
     EXPECT_LE(err, 1e-4) << "logits, worst position " << row;
     RecordProperty("max_logit_rel_err", std::to_string(err));
-    std::printf("[ golden   ] %s: max per-position logits rel err %.3g over %lld positions\n", GetParam().c_str(),
-                err, (long long)T);
+    std::printf("[ golden   ] %s: max per-position logits rel err %.3g over %lld positions\n",
+                GetParam().c_str(), err, (long long)T);
 }
 
 TEST_P(GoldenTest, ChunkedPrefillAndDecodeMatchHF) {
@@ -100,13 +100,14 @@ TEST_P(GoldenTest, ChunkedPrefillAndDecodeMatchHF) {
         size_t ci = 0;
         while (at < T) {
             int64_t len = ci < chunks.size() ? std::min(chunks[ci++], T - at) : std::min<int64_t>(T - at, 7);
-            ASSERT_TRUE(model_->forward(*st, std::span(ids_).subspan(size_t(at), size_t(len)), out, true).is_ok());
+            ASSERT_TRUE(
+                model_->forward(*st, std::span(ids_).subspan(size_t(at), size_t(len)), out, true).is_ok());
             got.insert(got.end(), out.begin(), out.end());
             at += len;
         }
         int64_t row = -1;
-        EXPECT_LE(max_row_rel_err(got.data(), ref.data(), T, V, &row), 1e-4) << "chunks from " << chunks[0]
-                                                                               << ", worst position " << row;
+        EXPECT_LE(max_row_rel_err(got.data(), ref.data(), T, V, &row), 1e-4)
+            << "chunks from " << chunks[0] << ", worst position " << row;
     }
 }
 

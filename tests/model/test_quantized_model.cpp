@@ -20,7 +20,9 @@ namespace {
 namespace fs = std::filesystem;
 using testing::max_row_rel_err;
 
-std::string tmp(const std::string& name) { return (fs::temp_directory_path() / ("dsv4_test_qm_" + name + "_" + std::to_string(::getpid()))).string(); }
+std::string tmp(const std::string& name) {
+    return (fs::temp_directory_path() / ("dsv4_test_qm_" + name + "_" + std::to_string(::getpid()))).string();
+}
 
 LoadOptions opts(std::optional<Numerics> n) {
     LoadOptions o;
@@ -38,7 +40,8 @@ protected:
         const TensorInfo* ids = g.value()->find("input_ids");
         const TensorInfo* lg = g.value()->find("logits");
         ASSERT_TRUE(ids && lg);
-        for (int64_t i = 0; i < ids->numel(); ++i) ids_.push_back(int32_t(reinterpret_cast<const int64_t*>(ids->data)[i]));
+        for (int64_t i = 0; i < ids->numel(); ++i)
+            ids_.push_back(int32_t(reinterpret_cast<const int64_t*>(ids->data)[i]));
         golden_.resize(size_t(lg->numel()));
         convert_to_f32(lg->dtype, lg->data, golden_.data(), lg->numel());
 
@@ -90,7 +93,8 @@ TEST_F(QuantizedModel, MatchesHFOnTheDequantizedWeights) {
     // (tools/hf_quantized_logits.py). Tolerance = the golden bound 1e-4 (HF vs our CPU reference on the
     // same weights; quantized == dequantized exactly, above). The quantizer is deterministic, so a change in
     // its rounding shows here as a large error: regenerate the file then.
-    auto f = SafetensorsFile::open(std::string(DSV4_FIXTURES_DIR) + "/tiny_a/quantized_hf_logits.safetensors");
+    auto f =
+        SafetensorsFile::open(std::string(DSV4_FIXTURES_DIR) + "/tiny_a/quantized_hf_logits.safetensors");
     ASSERT_TRUE(f.is_ok()) << f.message();
     const TensorInfo* t = f.value()->find("logits");
     ASSERT_TRUE(t != nullptr);
@@ -101,9 +105,10 @@ TEST_F(QuantizedModel, MatchesHFOnTheDequantizedWeights) {
     int64_t row = -1;
     const double err = max_row_rel_err(q.data(), hf.data(), T(), kV, &row);
     const double gold = max_row_rel_err(q.data(), golden_.data(), T(), kV);
-    std::printf("[ quantized] tiny_a FP8/FP4 vs HF fp32 on the dequantized weights: %.3g max per-position rel err "
-                "(position %lld); vs HF on the original bf16 weights: %.4f (weight rounding; HF itself: 0.7208)\n",
-                err, (long long)row, gold);
+    std::printf(
+        "[ quantized] tiny_a FP8/FP4 vs HF fp32 on the dequantized weights: %.3g max per-position rel err "
+        "(position %lld); vs HF on the original bf16 weights: %.4f (weight rounding; HF itself: 0.7208)\n",
+        err, (long long)row, gold);
     EXPECT_LE(err, 1e-4);
 }
 
@@ -114,21 +119,26 @@ TEST_F(QuantizedModel, Fp8ExpertsFromTheOfficialConversionAreBitIdentical) {
 }
 
 // Mean over positions of the per-position relative error.
-double mean_row_rel_err(const std::vector<float>& a, const std::vector<float>& b, int64_t rows, int64_t cols) {
+double mean_row_rel_err(const std::vector<float>& a, const std::vector<float>& b, int64_t rows,
+                        int64_t cols) {
     double sum = 0.0;
-    for (int64_t r = 0; r < rows; ++r) sum += max_row_rel_err(a.data() + r * cols, b.data() + r * cols, 1, cols);
+    for (int64_t r = 0; r < rows; ++r)
+        sum += max_row_rel_err(a.data() + r * cols, b.data() + r * cols, 1, cols);
     return sum / double(rows);
 }
 
 TEST_F(QuantizedModel, ReferenceNumericsMoveLogitsBoundedly) {
-    std::vector<float> ex = logits(tmp("fp4"), Numerics::exact), ref = logits(tmp("fp4"), Numerics::reference);
+    std::vector<float> ex = logits(tmp("fp4"), Numerics::exact),
+                       ref = logits(tmp("fp4"), Numerics::reference);
     ASSERT_EQ(ex.size(), ref.size());
     const double err = max_row_rel_err(ref.data(), ex.data(), T(), kV);
     const double mean = mean_row_rel_err(ref, ex, T(), kV);
     // The yardstick: how far rounding the *weights* moves this model (quantized vs HF golden on bf16).
     const double wq_mean = mean_row_rel_err(ex, golden_, T(), kV);
-    std::printf("[ numerics ] tiny_a quantized: reference vs exact per-position rel err max %.4f mean %.4f; "
-                "weight rounding alone: mean %.4f\n", err, mean, wq_mean);
+    std::printf(
+        "[ numerics ] tiny_a quantized: reference vs exact per-position rel err max %.4f mean %.4f; "
+        "weight rounding alone: mean %.4f\n",
+        err, mean, wq_mean);
     // The random tiny model is very sensitive: discrete choices (router top-2 of 8, indexer top-4) flip under
     // any perturbation, so each rounding alone moves single positions by ~0.5 (measured: FP8 activations
     // 0.61, KV FP8 0.51, indexer FP4 0.53). Bound: the activation roundings (FP8, relative error <= 2^-4 per
@@ -149,7 +159,8 @@ TEST_F(QuantizedModel, ReferenceNumericsAreChunkingConsistent) {
     auto st2 = m.value()->new_state();
     int64_t at = 0;
     for (int64_t len : {21, 10, 1, 1, 13, 26}) {
-        ASSERT_TRUE(m.value()->forward(*st2, std::span(ids_).subspan(size_t(at), size_t(len)), out, true).is_ok());
+        ASSERT_TRUE(
+            m.value()->forward(*st2, std::span(ids_).subspan(size_t(at), size_t(len)), out, true).is_ok());
         got.insert(got.end(), out.begin(), out.end());
         at += len;
     }

@@ -15,7 +15,8 @@ namespace dsv4 {
 namespace {
 
 // Copies the tiny released-format checkpoint into `name`, letting `edit` change the tensor list.
-std::string edited_checkpoint(const std::string& name, const std::function<void(std::vector<TensorToWrite>&)>& edit) {
+std::string edited_checkpoint(const std::string& name,
+                              const std::function<void(std::vector<TensorToWrite>&)>& edit) {
     static const std::string base = testing::tiny_checkpoint_dir("weights_base", tiny_config());
     auto ck = Checkpoint::open(base);
     if (!ck.is_ok()) throw std::runtime_error(ck.message());
@@ -25,7 +26,9 @@ std::string edited_checkpoint(const std::string& name, const std::function<void(
         ts.push_back({t->name, t->dtype, t->shape, t->data, t->nbytes});
     }
     edit(ts);
-    std::string dir = (std::filesystem::temp_directory_path() / ("dsv4_weights_" + name + "_" + std::to_string(::getpid()))).string();
+    std::string dir =
+        (std::filesystem::temp_directory_path() / ("dsv4_weights_" + name + "_" + std::to_string(::getpid())))
+            .string();
     std::filesystem::remove_all(dir);
     std::filesystem::create_directories(dir);
     std::filesystem::copy_file(base + "/config.json", dir + "/config.json");
@@ -54,7 +57,8 @@ TEST(Weights, MisshapedTensorSaysExpectedAndFound) {
     });
     std::string msg = load_error(dir);
     EXPECT_NE(msg.find("tensor 'layers.0.attn.wq_a.weight' has shape [256, 128], expected [128, 256]"),
-              std::string::npos) << msg;
+              std::string::npos)
+        << msg;
 }
 
 TEST(Weights, WrongDtypeIsNamed) {
@@ -75,14 +79,17 @@ TEST(Weights, Fp8WithoutScaleIsRejected) {
             }
     });
     std::string msg = load_error(dir);
-    EXPECT_NE(msg.find("'layers.3.attn.wkv.weight' is f8_e4m3 but its scale tensor 'layers.3.attn.wkv.scale' is missing"),
-              std::string::npos) << msg;
+    EXPECT_NE(msg.find("'layers.3.attn.wkv.weight' is f8_e4m3 but its scale tensor 'layers.3.attn.wkv.scale' "
+                       "is missing"),
+              std::string::npos)
+        << msg;
 }
 
 TEST(Weights, AllProblemsReportedAtOnce) {
     auto dir = edited_checkpoint("several", [](auto& ts) {
         std::erase_if(ts, [](const TensorToWrite& t) {
-            return t.name == "norm.weight" || t.name == "layers.4.ffn.gate.bias" || t.name == "layers.0.ffn.gate.tid2eid";
+            return t.name == "norm.weight" || t.name == "layers.4.ffn.gate.bias" ||
+                   t.name == "layers.0.ffn.gate.tid2eid";
         });
     });
     std::string msg = load_error(dir);
@@ -119,7 +126,8 @@ TEST(Weights, HfNamingLoadsWithFusedExperts) {
     EXPECT_EQ(L.w1[1].n_rows, 128);
     EXPECT_EQ(L.w2[7].n_cols, 128);
     // expert e's up rows follow its gate rows inside gate_up_proj [E, 2I, D]
-    EXPECT_EQ(static_cast<const uint8_t*>(L.w3[2].data) - static_cast<const uint8_t*>(L.w1[2].data), 128 * 256 * 2);
+    EXPECT_EQ(static_cast<const uint8_t*>(L.w3[2].data) - static_cast<const uint8_t*>(L.w1[2].data),
+              128 * 256 * 2);
     auto st = m.value()->new_state();
     std::vector<float> logits;
     std::vector<int32_t> ids = {1, 2, 3};

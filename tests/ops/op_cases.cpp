@@ -15,19 +15,26 @@ namespace {
 using cpu_vec = std::vector<float>;
 
 #if DSV4_HAVE_CUDA
-#define DSV4_CUDA_RUN(body) \
-    Status run_cuda(Dev& dev, const Outs& o) override { body }
+#define DSV4_CUDA_RUN(body)                             \
+    Status run_cuda(Dev& dev, const Outs& o) override { \
+        body                                            \
+    }
 #else
 #define DSV4_CUDA_RUN(body)
 #endif
 
 // ---------------------------------------------------------------------------------------------- linear
 struct LinearCase : OpCase {
-    struct P { DType dt; int64_t n, N, K; } p;
+    struct P {
+        DType dt;
+        int64_t n, N, K;
+    } p;
     HostWeight w;
     cpu_vec x;
     std::string op() const override { return "linear"; }
-    std::string vars() const override { return fmt::format("type={},n={},N={},K={}", dtype_name(p.dt), p.n, p.N, p.K); }
+    std::string vars() const override {
+        return fmt::format("type={},n={},N={},K={}", dtype_name(p.dt), p.n, p.N, p.K);
+    }
     void init(Rng& rng) override {
         w = random_weight(rng, p.dt, p.N, p.K);
         x = rng.uniform_vec(p.n * p.K, -1.0f, 1.0f);
@@ -54,7 +61,10 @@ DSV4_OP_CASES(LinearCase, {DType::f32, 1, 7, 33}, {DType::f32, 5, 129, 256}, {DT
 
 // A row view starting inside a scale block (grouped wo_a: 64-row groups of 128-row FP8 blocks).
 struct LinearRowViewCase : LinearCase {
-    struct P { DType dt; int64_t n, r0, N, K; } p;
+    struct P {
+        DType dt;
+        int64_t n, r0, N, K;
+    } p;
     HostWeight full;
     std::string op() const override { return "linear"; }
     std::string vars() const override {
@@ -82,10 +92,15 @@ DSV4_OP_CASES(LinearRowViewCase, {DType::f8_e4m3, 3, 64, 64, 256}, {DType::f8_e4
 
 // -------------------------------------------------------------------------------------------- rms_norm
 struct RmsNormCase : OpCase {
-    struct P { int64_t rows, d; bool weighted; } p;
+    struct P {
+        int64_t rows, d;
+        bool weighted;
+    } p;
     cpu_vec x, w;
     std::string op() const override { return "rms_norm"; }
-    std::string vars() const override { return fmt::format("rows={},d={},w={}", p.rows, p.d, int(p.weighted)); }
+    std::string vars() const override {
+        return fmt::format("rows={},d={},w={}", p.rows, p.d, int(p.weighted));
+    }
     void init(Rng& rng) override {
         x = rng.uniform_vec(p.rows * p.d, -2.0f, 2.0f);
         w = rng.uniform_vec(p.d, 0.5f, 1.5f);
@@ -100,43 +115,51 @@ struct RmsNormCase : OpCase {
             double ss = 0.0;
             for (int64_t i = 0; i < p.d; ++i) ss += double(x[r * p.d + i]) * x[r * p.d + i];
             const double inv = 1.0 / std::sqrt(ss / double(p.d) + 1e-6);
-            for (int64_t i = 0; i < p.d; ++i) o.f(0)[r * p.d + i] = float(x[r * p.d + i] * inv * (p.weighted ? w[i] : 1.0));
+            for (int64_t i = 0; i < p.d; ++i)
+                o.f(0)[r * p.d + i] = float(x[r * p.d + i] * inv * (p.weighted ? w[i] : 1.0));
         }
         return true;
     }
-    DSV4_CUDA_RUN(return cuda::rms_norm(dev.up(x), p.rows, p.d, p.weighted ? dev.up(w) : nullptr, 1e-6, o.f(0),
-                                        dev.stream);)
+    DSV4_CUDA_RUN(return cuda::rms_norm(dev.up(x), p.rows, p.d, p.weighted ? dev.up(w) : nullptr, 1e-6,
+                                        o.f(0), dev.stream);)
 };
 DSV4_OP_CASES(RmsNormCase, {1, 1, true}, {7, 129, true}, {33, 4096, true}, {64, 512, false}, {3, 8192, true});
 
 // ------------------------------------------------------------------------------------------------ rope
 struct RopeCase : OpCase {
-    struct P { int64_t rows, heads, head_stride, off, n_pairs; bool inverse; int64_t max_pos; } p;
+    struct P {
+        int64_t rows, heads, head_stride, off, n_pairs;
+        bool inverse;
+        int64_t max_pos;
+    } p;
     cpu_vec x, inv;
     std::vector<int64_t> pos;
     std::string op() const override { return "rope"; }
     std::string vars() const override {
-        return fmt::format("rows={},heads={},hs={},off={},pairs={},inv={},maxpos={}", p.rows, p.heads, p.head_stride,
-                           p.off, p.n_pairs, int(p.inverse), p.max_pos);
+        return fmt::format("rows={},heads={},hs={},off={},pairs={},inv={},maxpos={}", p.rows, p.heads,
+                           p.head_stride, p.off, p.n_pairs, int(p.inverse), p.max_pos);
     }
     void init(Rng& rng) override {
         x = rng.uniform_vec(p.rows * p.heads * p.head_stride, -1.0f, 1.0f);
         inv.resize(size_t(p.n_pairs));
-        for (int64_t i = 0; i < p.n_pairs; ++i) inv[i] = std::pow(10000.0f, -2.0f * float(i) / float(2 * p.n_pairs));
+        for (int64_t i = 0; i < p.n_pairs; ++i)
+            inv[i] = std::pow(10000.0f, -2.0f * float(i) / float(2 * p.n_pairs));
         pos.resize(size_t(p.rows));
         for (auto& q : pos) q = rng.below(p.max_pos);
     }
     std::vector<OutSpec> outputs() const override { return {{"x", OutKind::f32, int64_t(x.size())}}; }
     void run_cpu(const Outs& o) override {
         std::copy(x.begin(), x.end(), o.f(0));
-        cpu::rope(o.f(0), p.rows, p.heads, p.head_stride, p.off, p.n_pairs, pos.data(), inv.data(), p.inverse);
+        cpu::rope(o.f(0), p.rows, p.heads, p.head_stride, p.off, p.n_pairs, pos.data(), inv.data(),
+                  p.inverse);
     }
     bool run_naive(const Outs& o) override {
         std::copy(x.begin(), x.end(), o.f(0));
         for (int64_t r = 0; r < p.rows; ++r)
             for (int64_t i = 0; i < p.n_pairs; ++i) {
                 const float angle = float(pos[r]) * inv[i];  // the op defines an fp32 angle
-                const double c = std::cos(double(angle)), s = (p.inverse ? -1.0 : 1.0) * std::sin(double(angle));
+                const double c = std::cos(double(angle)),
+                             s = (p.inverse ? -1.0 : 1.0) * std::sin(double(angle));
                 for (int64_t h = 0; h < p.heads; ++h) {
                     float* q = o.f(0) + (r * p.heads + h) * p.head_stride + p.off + 2 * i;
                     const double x0 = q[0], x1 = q[1];
@@ -147,17 +170,21 @@ struct RopeCase : OpCase {
         return true;
     }
     DSV4_CUDA_RUN(float* dx = dev.up(x);
-                  DSV4_TRY(cuda::rope(dx, p.rows, p.heads, p.head_stride, p.off, p.n_pairs, dev.up(pos), dev.up(inv),
-                                      p.inverse, dev.stream));
-                  return cudaMemcpyAsync(o.f(0), dx, x.size() * 4, cudaMemcpyDeviceToDevice, dev.stream) == cudaSuccess
-                             ? Status::ok() : error("copy failed");)
+                  DSV4_TRY(cuda::rope(dx, p.rows, p.heads, p.head_stride, p.off, p.n_pairs, dev.up(pos),
+                                      dev.up(inv), p.inverse, dev.stream));
+                  return cudaMemcpyAsync(o.f(0), dx, x.size() * 4, cudaMemcpyDeviceToDevice, dev.stream) ==
+                                 cudaSuccess
+                             ? Status::ok()
+                             : error("copy failed");)
 };
 DSV4_OP_CASES(RopeCase, {1, 1, 8, 0, 4, false, 10}, {5, 3, 128, 64, 32, true, 5000},
               {17, 64, 512, 448, 32, false, 1 << 20}, {9, 1, 128, 64, 32, true, 1 << 20});
 
 // ----------------------------------------------------------------------------------------- hc_pre/post
 struct HcPreCase : OpCase {  // DeepseekV4HyperConnection, pre-mix
-    struct P { int64_t n, hc, D; } p;
+    struct P {
+        int64_t n, hc, D;
+    } p;
     cpu_vec X, fn, base, scale;
     std::string op() const override { return "hc_pre"; }
     std::string vars() const override { return fmt::format("n={},hc={},D={}", p.n, p.hc, p.D); }
@@ -169,7 +196,9 @@ struct HcPreCase : OpCase {  // DeepseekV4HyperConnection, pre-mix
         scale = rng.uniform_vec(3, 0.5f, 2.0f);
     }
     std::vector<OutSpec> outputs() const override {
-        return {{"y", OutKind::f32, p.n * p.D}, {"post", OutKind::f32, p.n * p.hc}, {"comb", OutKind::f32, p.n * p.hc * p.hc}};
+        return {{"y", OutKind::f32, p.n * p.D},
+                {"post", OutKind::f32, p.n * p.hc},
+                {"comb", OutKind::f32, p.n * p.hc * p.hc}};
     }
     void run_cpu(const Outs& o) override {
         const int64_t M = (2 + p.hc) * p.hc;
@@ -185,7 +214,8 @@ struct HcPreCase : OpCase {  // DeepseekV4HyperConnection, pre-mix
             double ss = 0.0;
             for (int64_t i = 0; i < len; ++i) ss += double(Xt[i]) * Xt[i];
             const double rho = 1.0 / std::sqrt(ss / double(len) + 1e-6);
-            std::vector<double> mu(static_cast<size_t>(M)), pre(static_cast<size_t>(hc)), P(static_cast<size_t>(hc * hc));
+            std::vector<double> mu(static_cast<size_t>(M)), pre(static_cast<size_t>(hc)),
+                P(static_cast<size_t>(hc * hc));
             for (int64_t m = 0; m < M; ++m) {
                 double acc = 0.0;
                 for (int64_t i = 0; i < len; ++i) acc += double(fn[m * len + i]) * Xt[i];
@@ -197,9 +227,11 @@ struct HcPreCase : OpCase {  // DeepseekV4HyperConnection, pre-mix
             }
             for (int64_t j = 0; j < hc; ++j) {
                 double mx = -INFINITY, sum = 0.0;
-                for (int64_t k = 0; k < hc; ++k) mx = std::max(mx, scale[2] * mu[2 * hc + j * hc + k] + base[2 * hc + j * hc + k]);
                 for (int64_t k = 0; k < hc; ++k)
-                    sum += (P[j * hc + k] = std::exp(scale[2] * mu[2 * hc + j * hc + k] + base[2 * hc + j * hc + k] - mx));
+                    mx = std::max(mx, scale[2] * mu[2 * hc + j * hc + k] + base[2 * hc + j * hc + k]);
+                for (int64_t k = 0; k < hc; ++k)
+                    sum += (P[j * hc + k] = std::exp(scale[2] * mu[2 * hc + j * hc + k] +
+                                                     base[2 * hc + j * hc + k] - mx));
                 for (int64_t k = 0; k < hc; ++k) P[j * hc + k] = P[j * hc + k] / sum + eps;
             }
             for (int it = 0; it < 20; ++it) {
@@ -224,13 +256,15 @@ struct HcPreCase : OpCase {  // DeepseekV4HyperConnection, pre-mix
         }
         return true;
     }
-    DSV4_CUDA_RUN(return cuda::hc_pre(dev.up(X), p.n, p.hc, p.D, dev.up(fn), dev.up(base), dev.up(scale), 20, 1e-6, 1e-6,
-                                      o.f(0), o.f(1), o.f(2), dev.stream);)
+    DSV4_CUDA_RUN(return cuda::hc_pre(dev.up(X), p.n, p.hc, p.D, dev.up(fn), dev.up(base), dev.up(scale), 20,
+                                      1e-6, 1e-6, o.f(0), o.f(1), o.f(2), dev.stream);)
 };
 DSV4_OP_CASES(HcPreCase, {1, 4, 1}, {1, 4, 7}, {17, 4, 129}, {5, 4, 4096}, {3, 2, 300});
 
 struct HcPostCase : OpCase {
-    struct P { int64_t n, hc, D; } p;
+    struct P {
+        int64_t n, hc, D;
+    } p;
     cpu_vec X, F, post, comb;
     std::string op() const override { return "hc_post"; }
     std::string vars() const override { return fmt::format("n={},hc={},D={}", p.n, p.hc, p.D); }
@@ -255,13 +289,15 @@ struct HcPostCase : OpCase {
                 }
         return true;
     }
-    DSV4_CUDA_RUN(return cuda::hc_post(dev.up(X), dev.up(F), dev.up(post), dev.up(comb), p.n, p.hc, p.D, o.f(0),
-                                       dev.stream);)
+    DSV4_CUDA_RUN(return cuda::hc_post(dev.up(X), dev.up(F), dev.up(post), dev.up(comb), p.n, p.hc, p.D,
+                                       o.f(0), dev.stream);)
 };
 DSV4_OP_CASES(HcPostCase, {1, 4, 1}, {19, 4, 257}, {3, 4, 4096});
 
 struct HcHeadCase : OpCase {
-    struct P { int64_t n, hc, D; } p;
+    struct P {
+        int64_t n, hc, D;
+    } p;
     cpu_vec X, fn, base, scale;
     std::string op() const override { return "hc_head"; }
     std::string vars() const override { return fmt::format("n={},hc={},D={}", p.n, p.hc, p.D); }
@@ -273,7 +309,8 @@ struct HcHeadCase : OpCase {
     }
     std::vector<OutSpec> outputs() const override { return {{"z", OutKind::f32, p.n * p.D}}; }
     void run_cpu(const Outs& o) override {
-        HostWeight f = f32_weight(fn, p.hc, p.hc * p.D), b = f32_weight(base, 1, p.hc), s = f32_weight(scale, 1, 1);
+        HostWeight f = f32_weight(fn, p.hc, p.hc * p.D), b = f32_weight(base, 1, p.hc),
+                   s = f32_weight(scale, 1, 1);
         cpu::hc_head(X.data(), p.n, p.hc, p.D, f.ref, b.ref, s.ref, 1e-6, 1e-6, o.f(0));
     }
     bool run_naive(const Outs& o) override {
@@ -297,14 +334,16 @@ struct HcHeadCase : OpCase {
         }
         return true;
     }
-    DSV4_CUDA_RUN(return cuda::hc_head(dev.up(X), p.n, p.hc, p.D, dev.up(fn), dev.up(base), dev.up(scale), 1e-6, 1e-6,
-                                       o.f(0), dev.stream);)
+    DSV4_CUDA_RUN(return cuda::hc_head(dev.up(X), p.n, p.hc, p.D, dev.up(fn), dev.up(base), dev.up(scale),
+                                       1e-6, 1e-6, o.f(0), dev.stream);)
 };
 DSV4_OP_CASES(HcHeadCase, {1, 4, 3}, {13, 4, 1000}, {2, 4, 4096});
 
 // ---------------------------------------------------------------------------------------- sink_attention
 struct SinkAttentionCase : OpCase {  // includes a query with no keys and −1 holes
-    struct P { int64_t n, H, d, pool, max_keys; } p;
+    struct P {
+        int64_t n, H, d, pool, max_keys;
+    } p;
     cpu_vec q, kv, sink;
     std::vector<int32_t> idx;
     std::string op() const override { return "sink_attention"; }
@@ -338,7 +377,8 @@ struct SinkAttentionCase : OpCase {  // includes a query with no keys and −1 h
                 for (int64_t j = 0; j < p.max_keys; ++j) {
                     if (keys[j] < 0) continue;
                     double acc = 0.0;
-                    for (int64_t i = 0; i < p.d; ++i) acc += double(q[(t * p.H + h) * p.d + i]) * kv[keys[j] * p.d + i];
+                    for (int64_t i = 0; i < p.d; ++i)
+                        acc += double(q[(t * p.H + h) * p.d + i]) * kv[keys[j] * p.d + i];
                     mx = std::max(mx, l[j] = acc * scale);
                 }
                 double den = std::exp(sink[h] - mx);
@@ -353,24 +393,31 @@ struct SinkAttentionCase : OpCase {  // includes a query with no keys and −1 h
             }
         return true;
     }
-    DSV4_CUDA_RUN(return cuda::sink_attention(dev.up(q), p.n, p.H, p.d, dev.up(kv), nullptr, INT64_MAX, dev.up(idx),
-                                              p.max_keys, dev.up(sink), 1.0f / std::sqrt(float(p.d)), o.f(0),
-                                              dev.stream);)
+    DSV4_CUDA_RUN(return cuda::sink_attention(dev.up(q), p.n, p.H, p.d, dev.up(kv), nullptr, INT64_MAX,
+                                              dev.up(idx), p.max_keys, dev.up(sink),
+                                              1.0f / std::sqrt(float(p.d)), o.f(0), dev.stream);)
 };
-DSV4_OP_CASES(SinkAttentionCase, {2, 1, 8, 1, 1}, {3, 4, 128, 20, 12}, {5, 8, 512, 300, 640}, {2, 3, 64, 70, 2100});
+DSV4_OP_CASES(SinkAttentionCase, {2, 1, 8, 1, 1}, {3, 4, 128, 20, 12}, {5, 8, 512, 300, 640},
+              {2, 3, 64, 70, 2100});
 
 // ---------------------------------------------------------------------------------------- compress_pool
 struct CompressPoolCase : OpCase {
-    struct P { int64_t slots, d, lda, ldz; } p;
+    struct P {
+        int64_t slots, d, lda, ldz;
+    } p;
     cpu_vec a, z;
     std::string op() const override { return "compress_pool"; }
-    std::string vars() const override { return fmt::format("slots={},d={},lda={},ldz={}", p.slots, p.d, p.lda, p.ldz); }
+    std::string vars() const override {
+        return fmt::format("slots={},d={},lda={},ldz={}", p.slots, p.d, p.lda, p.ldz);
+    }
     void init(Rng& rng) override {
         a = rng.uniform_vec(p.slots * p.lda, -1.0f, 1.0f);
         z = rng.uniform_vec(p.slots * p.ldz, -4.0f, 4.0f);
     }
     std::vector<OutSpec> outputs() const override { return {{"C", OutKind::f32, p.d}}; }
-    void run_cpu(const Outs& o) override { cpu::compress_pool(a.data(), z.data(), p.slots, p.lda, p.ldz, p.d, o.f(0)); }
+    void run_cpu(const Outs& o) override {
+        cpu::compress_pool(a.data(), z.data(), p.slots, p.lda, p.ldz, p.d, o.f(0));
+    }
     bool run_naive(const Outs& o) override {
         for (int64_t i = 0; i < p.d; ++i) {
             double mx = -INFINITY, sum = 0.0, acc = 0.0;
@@ -384,27 +431,34 @@ struct CompressPoolCase : OpCase {
         }
         return true;
     }
-    DSV4_CUDA_RUN(return cuda::compress_pool(dev.up(a), dev.up(z), p.slots, p.lda, p.ldz, p.d, o.f(0), dev.stream);)
+    DSV4_CUDA_RUN(return cuda::compress_pool(dev.up(a), dev.up(z), p.slots, p.lda, p.ldz, p.d, o.f(0),
+                                             dev.stream);)
 };
 DSV4_OP_CASES(CompressPoolCase, {1, 1, 1, 1}, {4, 129, 258, 129}, {8, 512, 512, 1024}, {128, 512, 512, 512});
 
 // --------------------------------------------------------------------------------------- indexer_scores
 struct IndexerScoresCase : OpCase {
-    struct P { int64_t n, Hi, di, n_keys; } p;
+    struct P {
+        int64_t n, Hi, di, n_keys;
+    } p;
     cpu_vec qi, w, keys;
     std::vector<int64_t> n_avail;
     std::string op() const override { return "indexer_scores"; }
-    std::string vars() const override { return fmt::format("n={},Hi={},di={},keys={}", p.n, p.Hi, p.di, p.n_keys); }
+    std::string vars() const override {
+        return fmt::format("n={},Hi={},di={},keys={}", p.n, p.Hi, p.di, p.n_keys);
+    }
     void init(Rng& rng) override {
         qi = rng.uniform_vec(p.n * p.Hi * p.di, -1.0f, 1.0f);
         w = rng.uniform_vec(p.n * p.Hi, -1.0f, 1.0f);
         keys = rng.uniform_vec(p.n_keys * p.di, -1.0f, 1.0f);
         n_avail.resize(size_t(p.n));
-        for (int64_t t = 0; t < p.n; ++t) n_avail[t] = t == 0 ? 0 : (t == 1 ? p.n_keys : rng.below(p.n_keys + 1));
+        for (int64_t t = 0; t < p.n; ++t)
+            n_avail[t] = t == 0 ? 0 : (t == 1 ? p.n_keys : rng.below(p.n_keys + 1));
     }
     std::vector<OutSpec> outputs() const override { return {{"scores", OutKind::f32, p.n * p.n_keys}}; }
     void run_cpu(const Outs& o) override {
-        cpu::indexer_scores(qi.data(), w.data(), p.n, p.Hi, p.di, keys.data(), p.n_keys, n_avail.data(), o.f(0));
+        cpu::indexer_scores(qi.data(), w.data(), p.n, p.Hi, p.di, keys.data(), p.n_keys, n_avail.data(),
+                            o.f(0));
     }
     bool run_naive(const Outs& o) override {
         for (int64_t t = 0; t < p.n; ++t)
@@ -412,7 +466,8 @@ struct IndexerScoresCase : OpCase {
                 double acc = 0.0;
                 for (int64_t h = 0; h < p.Hi; ++h) {
                     double dot = 0.0;
-                    for (int64_t i = 0; i < p.di; ++i) dot += double(qi[(t * p.Hi + h) * p.di + i]) * keys[s * p.di + i];
+                    for (int64_t i = 0; i < p.di; ++i)
+                        dot += double(qi[(t * p.Hi + h) * p.di + i]) * keys[s * p.di + i];
                     acc += w[t * p.Hi + h] * std::max(dot, 0.0);
                 }
                 o.f(0)[t * p.n_keys + s] = s < n_avail[t] ? float(acc) : -INFINITY;
@@ -429,7 +484,9 @@ DSV4_OP_CASES(IndexerScoresCase, {2, 1, 1, 1}, {3, 16, 128, 37}, {4, 64, 128, 10
 
 // ------------------------------------------------------------------------------------- topk_lower_index
 struct TopkCase : OpCase {  // many ties (scores on a coarse grid, ±0) so the tie rule decides
-    struct P { int64_t n, n_cols, k; } p;
+    struct P {
+        int64_t n, n_cols, k;
+    } p;
     cpu_vec scores;
     std::vector<int64_t> n_valid;
     std::string op() const override { return "topk_lower_index"; }
@@ -455,7 +512,8 @@ struct TopkCase : OpCase {  // many ties (scores on a coarse grid, ±0) so the t
             for (int64_t j = 0; j < p.k; ++j) {
                 int64_t best = -1;
                 for (int64_t i = 0; i < nv; ++i)
-                    if (!used[i] && (best < 0 || scores[t * p.n_cols + i] > scores[t * p.n_cols + best])) best = i;
+                    if (!used[i] && (best < 0 || scores[t * p.n_cols + i] > scores[t * p.n_cols + best]))
+                        best = i;
                 if (best >= 0) used[best] = true;
                 o.i32(0)[t * p.k + j] = int32_t(best);
             }
@@ -469,16 +527,22 @@ DSV4_OP_CASES(TopkCase, {2, 1, 1}, {3, 37, 4}, {4, 1000, 512}, {3, 5000, 512}, {
 
 // ------------------------------------------------------------------------------------------- moe_route
 struct MoeRouteCase : OpCase {
-    struct P { int64_t n, E, k; bool hash; } p;
+    struct P {
+        int64_t n, E, k;
+        bool hash;
+    } p;
     cpu_vec logits, bias;
     std::vector<int32_t> ids;
     std::vector<int64_t> tid2eid;
     static constexpr int64_t kVocab = 97;
     std::string op() const override { return "moe_route"; }
-    std::string vars() const override { return fmt::format("n={},E={},k={},hash={}", p.n, p.E, p.k, int(p.hash)); }
+    std::string vars() const override {
+        return fmt::format("n={},E={},k={},hash={}", p.n, p.E, p.k, int(p.hash));
+    }
     void init(Rng& rng) override {
         logits = rng.uniform_vec(p.n * p.E, -4.0f, 4.0f);
-        for (int64_t i = 0; i < p.n * p.E; i += 7) logits[i] = 25.0f + float(i % 3);  // softplus threshold branch
+        for (int64_t i = 0; i < p.n * p.E; i += 7)
+            logits[i] = 25.0f + float(i % 3);  // softplus threshold branch
         bias = rng.uniform_vec(p.E, -0.5f, 0.5f);
         ids.resize(size_t(p.n));
         for (auto& id : ids) id = int32_t(rng.below(kVocab));
@@ -498,26 +562,34 @@ struct MoeRouteCase : OpCase {
     void run_cpu(const Outs& o) override {
         WeightRef t{DType::i64, tid2eid.data(), kVocab, p.k};
         HostWeight b = f32_weight(bias, 1, p.E);
-        cpu::moe_route(logits.data(), p.n, p.E, p.k, ids.data(), p.hash ? &t : nullptr, p.hash ? nullptr : &b.ref, 1.5,
-                       o.i32(0), o.f(1));
+        cpu::moe_route(logits.data(), p.n, p.E, p.k, ids.data(), p.hash ? &t : nullptr,
+                       p.hash ? nullptr : &b.ref, 1.5, o.i32(0), o.f(1));
     }
-    DSV4_CUDA_RUN(return cuda::moe_route(dev.up(logits), p.n, p.E, p.k, dev.up(ids), p.hash ? dev.up(tid2eid) : nullptr,
-                                         kVocab, p.hash ? nullptr : dev.up(bias), 1.5, o.i32(0), o.f(1), dev.stream);)
+    DSV4_CUDA_RUN(return cuda::moe_route(dev.up(logits), p.n, p.E, p.k, dev.up(ids),
+                                         p.hash ? dev.up(tid2eid) : nullptr, kVocab,
+                                         p.hash ? nullptr : dev.up(bias), 1.5, o.i32(0), o.f(1), dev.stream);)
 };
 DSV4_OP_CASES(MoeRouteCase, {1, 8, 2, false}, {7, 256, 6, false}, {5, 256, 6, true}, {3, 9, 9, false});
 
 // ---------------------------------------------------------------------------------------- swiglu_clamp
 struct SwigluCase : OpCase {
-    struct P { int64_t n, I, ldg; double limit; } p;
+    struct P {
+        int64_t n, I, ldg;
+        double limit;
+    } p;
     cpu_vec g, u;
     std::string op() const override { return "swiglu_clamp"; }
-    std::string vars() const override { return fmt::format("n={},I={},ldg={},limit={}", p.n, p.I, p.ldg, p.limit); }
+    std::string vars() const override {
+        return fmt::format("n={},I={},ldg={},limit={}", p.n, p.I, p.ldg, p.limit);
+    }
     void init(Rng& rng) override {
         g = rng.uniform_vec(p.n * p.ldg, -15.0f, 15.0f);
         u = rng.uniform_vec(p.n * p.ldg, -15.0f, 15.0f);
     }
     std::vector<OutSpec> outputs() const override { return {{"h", OutKind::f32, p.n * p.I}}; }
-    void run_cpu(const Outs& o) override { cpu::swiglu_clamp(g.data(), u.data(), p.n, p.I, p.ldg, p.limit, o.f(0)); }
+    void run_cpu(const Outs& o) override {
+        cpu::swiglu_clamp(g.data(), u.data(), p.n, p.I, p.ldg, p.limit, o.f(0));
+    }
     bool run_naive(const Outs& o) override {
         for (int64_t t = 0; t < p.n; ++t)
             for (int64_t i = 0; i < p.I; ++i) {
@@ -527,17 +599,23 @@ struct SwigluCase : OpCase {
             }
         return true;
     }
-    DSV4_CUDA_RUN(return cuda::swiglu_clamp(dev.up(g), dev.up(u), p.n, p.I, p.ldg, p.limit, o.f(0), dev.stream);)
+    DSV4_CUDA_RUN(return cuda::swiglu_clamp(dev.up(g), dev.up(u), p.n, p.I, p.ldg, p.limit, o.f(0),
+                                            dev.stream);)
 };
 DSV4_OP_CASES(SwigluCase, {1, 1, 1, 10.0}, {5, 129, 258, 10.0}, {3, 2048, 2048, 0.0});
 
 // ----------------------------------------------------------------------------------------------- embed
 struct EmbedCase : OpCase {
-    struct P { DType dt; int64_t n, V, D; } p;
+    struct P {
+        DType dt;
+        int64_t n, V, D;
+    } p;
     HostWeight table;
     std::vector<int32_t> ids;
     std::string op() const override { return "embed"; }
-    std::string vars() const override { return fmt::format("type={},n={},V={},D={}", dtype_name(p.dt), p.n, p.V, p.D); }
+    std::string vars() const override {
+        return fmt::format("type={},n={},V={},D={}", dtype_name(p.dt), p.n, p.V, p.D);
+    }
     void init(Rng& rng) override {
         table = random_weight(rng, p.dt, p.V, p.D);
         ids.resize(size_t(p.n));

@@ -93,14 +93,16 @@ public:
     virtual ~OpCase() = default;
     virtual std::string op() const = 0;
     virtual std::string vars() const = 0;
-    virtual void init(Rng& rng) = 0;                 // fresh random inputs on the host
+    virtual void init(Rng& rng) = 0;  // fresh random inputs on the host
     virtual std::vector<OutSpec> outputs() const = 0;
-    virtual void run_cpu(const Outs& o) = 0;         // the cpu:: op
+    virtual void run_cpu(const Outs& o) = 0;               // the cpu:: op
     virtual bool run_naive(const Outs&) { return false; }  // independent fp64 reference, if written
 #if DSV4_HAVE_CUDA
     virtual Status run_cuda(Dev& dev, const Outs& o) = 0;  // o holds device pointers
 #endif
-    virtual double max_err() const { return 1e-5; }  // ‖out − ref‖ / ‖ref‖
+    virtual double max_err() const {
+        return 1e-5;
+    }  // ‖out − ref‖ / ‖ref‖
 };
 
 using CaseFactory = std::function<std::unique_ptr<OpCase>()>;
@@ -119,8 +121,9 @@ bool register_cases(std::initializer_list<typename T::P> params) {
 
 #define DSV4_OPS_CAT2(a, b) a##b
 #define DSV4_OPS_CAT(a, b) DSV4_OPS_CAT2(a, b)
-#define DSV4_OP_CASES(T, ...) \
-    static const bool DSV4_OPS_CAT(dsv4_op_cases_, __LINE__) = ::dsv4::testops::register_cases<T>({__VA_ARGS__})
+#define DSV4_OP_CASES(T, ...)                                  \
+    static const bool DSV4_OPS_CAT(dsv4_op_cases_, __LINE__) = \
+        ::dsv4::testops::register_cases<T>({__VA_ARGS__})
 
 // Result of comparing one output: empty message = pass.
 struct Compare {

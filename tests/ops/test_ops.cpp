@@ -39,7 +39,8 @@ HostWeight random_weight(Rng& rng, DType dt, int64_t N, int64_t K) {
     w.ref.n_cols = K;
     auto e8m0 = [&] { return uint8_t(120 + rng.below(11)); };  // 2^-7 .. 2^3
     switch (dt) {
-        case DType::f32: return f32_weight(rng.uniform_vec(N * K, -1.0f, 1.0f), N, K);
+        case DType::f32:
+            return f32_weight(rng.uniform_vec(N * K, -1.0f, 1.0f), N, K);
         case DType::bf16:
         case DType::f16: {
             w.data.resize(size_t(N * K) * 2);
@@ -72,7 +73,8 @@ HostWeight random_weight(Rng& rng, DType dt, int64_t N, int64_t K) {
             for (auto& s : w.scale) s = e8m0();
             break;
         }
-        default: DSV4_ASSERT(false, "random_weight: dtype {}", dtype_name(dt));
+        default:
+            DSV4_ASSERT(false, "random_weight: dtype {}", dtype_name(dt));
     }
     w.ref.data = w.data.data();
     w.ref.scale = w.scale.empty() ? nullptr : w.scale.data();
@@ -107,11 +109,13 @@ Compare compare_f32(const float* out, const float* ref, int64_t count, double bu
     c.err = den > 0.0 ? std::sqrt(num / den) : std::sqrt(num);
     if (c.err <= budget) return c;
     c.ok = false;
-    c.msg = fmt::format("‖out−ref‖/‖ref‖ = {:.3e} > {:.1e}; worst abs {:.3e} at [{}] (out {} ref {}); worst rel "
-                        "{:.3e} at [{}] (out {} ref {}); first pairs:",
-                        c.err, budget, worst_abs, at_abs, out[at_abs], ref[at_abs], worst_rel, at_rel, out[at_rel],
-                        ref[at_rel]);
-    for (int64_t i = 0; i < std::min<int64_t>(5, count); ++i) c.msg += fmt::format(" ({}, {})", out[i], ref[i]);
+    c.msg = fmt::format(
+        "‖out−ref‖/‖ref‖ = {:.3e} > {:.1e}; worst abs {:.3e} at [{}] (out {} ref {}); worst rel "
+        "{:.3e} at [{}] (out {} ref {}); first pairs:",
+        c.err, budget, worst_abs, at_abs, out[at_abs], ref[at_abs], worst_rel, at_rel, out[at_rel],
+        ref[at_rel]);
+    for (int64_t i = 0; i < std::min<int64_t>(5, count); ++i)
+        c.msg += fmt::format(" ({}, {})", out[i], ref[i]);
     return c;
 }
 
@@ -133,7 +137,8 @@ Dev::~Dev() {
 }
 void* Dev::alloc(size_t bytes) {
     void* p = nullptr;
-    if (cudaMalloc(&p, std::max<size_t>(bytes, 16)) != cudaSuccess) throw std::runtime_error("cudaMalloc failed");
+    if (cudaMalloc(&p, std::max<size_t>(bytes, 16)) != cudaSuccess)
+        throw std::runtime_error("cudaMalloc failed");
     ptrs_.push_back(p);
     return p;
 }
@@ -153,10 +158,10 @@ WeightRef Dev::weight(const HostWeight& w) {
 
 namespace {
 
-constexpr int64_t kGuard = 64;                    // elements after every output
-constexpr uint32_t kPoisonF32 = 0x7fc00000u;       // quiet NaN
+constexpr int64_t kGuard = 64;                // elements after every output
+constexpr uint32_t kPoisonF32 = 0x7fc00000u;  // quiet NaN
 constexpr uint32_t kPoisonI32 = 0x5a5a5a5au;
-constexpr uint32_t kGuardBits = 0x7fa5a5a5u;       // a NaN payload nothing computes
+constexpr uint32_t kGuardBits = 0x7fa5a5a5u;  // a NaN payload nothing computes
 
 // A host output buffer: count elements poisoned, then the guard band.
 std::vector<uint32_t> poisoned(const OutSpec& s) {
@@ -168,7 +173,8 @@ std::vector<uint32_t> poisoned(const OutSpec& s) {
 std::string guard_problem(const std::vector<uint32_t>& v, const OutSpec& s) {
     for (int64_t i = s.count; i < s.count + kGuard; ++i)
         if (v[size_t(i)] != kGuardBits)
-            return fmt::format("output '{}' written out of bounds at element {} (count {})", s.name, i, s.count);
+            return fmt::format("output '{}' written out of bounds at element {} (count {})", s.name, i,
+                               s.count);
     return "";
 }
 
@@ -215,7 +221,8 @@ void run_case(const CaseFactory& make, const std::string& backend) {
         ASSERT_TRUE(st.is_ok()) << st.message();
         ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess) << cudaGetErrorString(cudaGetLastError());
         for (size_t i = 0; i < specs.size(); ++i)
-            ASSERT_EQ(cudaMemcpy(got[i].data(), dev_o.p[i], got[i].size() * 4, cudaMemcpyDeviceToHost), cudaSuccess);
+            ASSERT_EQ(cudaMemcpy(got[i].data(), dev_o.p[i], got[i].size() * 4, cudaMemcpyDeviceToHost),
+                      cudaSuccess);
 #endif
     }
     double worst = 0.0;
@@ -224,8 +231,8 @@ void run_case(const CaseFactory& make, const std::string& backend) {
         std::string g = guard_problem(got[i], s);
         EXPECT_TRUE(g.empty()) << c->op() << " " << c->vars() << ": " << g;
         Compare r = s.kind == OutKind::f32
-                        ? compare_f32(reinterpret_cast<float*>(got[i].data()), reinterpret_cast<float*>(ref[i].data()),
-                                      s.count, c->max_err())
+                        ? compare_f32(reinterpret_cast<float*>(got[i].data()),
+                                      reinterpret_cast<float*>(ref[i].data()), s.count, c->max_err())
                         : compare_exact(reinterpret_cast<int32_t*>(got[i].data()),
                                         reinterpret_cast<int32_t*>(ref[i].data()), s.count);
         EXPECT_TRUE(r.ok) << backend << " " << c->op() << " [" << c->vars() << "] output '" << s.name
@@ -238,7 +245,8 @@ void run_case(const CaseFactory& make, const std::string& backend) {
 
 std::string test_name(const OpCase& c) {
     std::string v;
-    for (char ch : c.vars()) v += (std::isalnum(uint8_t(ch)) ? ch : (ch == ',' ? '_' : ch == '=' ? '\0' : '_'));
+    for (char ch : c.vars())
+        v += (std::isalnum(uint8_t(ch)) ? ch : (ch == ',' ? '_' : ch == '=' ? '\0' : '_'));
     v.erase(std::remove(v.begin(), v.end(), '\0'), v.end());
     return c.op() + "__" + v;
 }
@@ -276,8 +284,10 @@ int main(int argc, char** argv) {
     std::vector<char*> args{argv[0]};
     for (int i = 1; i < argc; ++i) {
         std::string a = argv[i];
-        if ((a == "-b" || a == "-o") && i + 1 < argc) (a == "-b" ? backend : op) = argv[++i];
-        else args.push_back(argv[i]);
+        if ((a == "-b" || a == "-o") && i + 1 < argc)
+            (a == "-b" ? backend : op) = argv[++i];
+        else
+            args.push_back(argv[i]);
     }
     std::string filter = "--gtest_filter=" + backend + "." + op + "__*";
     if (backend != "*" || op != "*") args.push_back(filter.data());

@@ -86,7 +86,8 @@ TEST(ServerLoad, SixtyFourClientsTenRequestsWithHangUps) {
                     good = r.status == 200 && !j.is_discarded() && j.contains("choices") &&
                            !j["choices"][0]["finish_reason"].is_null();
                     if (!good)
-                        failure_notes[c] = fmt::format("status {} error '{}' body {}", r.status, r.transport_error, r.body.substr(0, 300));
+                        failure_notes[c] = fmt::format("status {} error '{}' body {}", r.status,
+                                                       r.transport_error, r.body.substr(0, 300));
                 }
                 latencies[c].push_back(
                     std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());

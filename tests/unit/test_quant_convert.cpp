@@ -23,7 +23,8 @@ TEST(QuantConvert, Fp4ToFp8IsLosslessOverAllCodesAndScales) {
                 const int d = int((r * 4 + j) % 15);
                 s32[size_t(r * 4 + j)] = uint8_t(std::max(e_max - d, 0));
             }
-            for (int64_t c = 0; c < K; c += 2) {  // every code in every sub-block (32 columns: each code twice)
+            for (int64_t c = 0; c < K;
+                 c += 2) {  // every code in every sub-block (32 columns: each code twice)
                 const uint8_t lo = uint8_t((r + c) % 16), hi = uint8_t((r + c + 1) % 16);
                 packed[size_t(r * K / 2 + c / 2)] = uint8_t(lo | (hi << 4));
             }
@@ -43,8 +44,10 @@ TEST(QuantConvert, Fp4ToFp8IsLosslessOverAllCodesAndScales) {
             }
     }
     EXPECT_EQ(checked, 255 * 128 * 128);
-    std::printf("[ lossless ] FP4 -> FP8: %lld elements (16 codes x E_max 0..254 x E_sub E_max-14..E_max), 0 inexact\n",
-                (long long)checked);
+    std::printf(
+        "[ lossless ] FP4 -> FP8: %lld elements (16 codes x E_max 0..254 x E_sub E_max-14..E_max), 0 "
+        "inexact\n",
+        (long long)checked);
 }
 
 TEST(QuantConvert, SubScaleBelowTheGuaranteeIsReported) {

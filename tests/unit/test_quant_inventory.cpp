@@ -24,7 +24,7 @@ void expect_rounded(double value, double printed, double unit, const char* what)
 
 TEST(QuantInventory, FlashMatchesSpec) {
     ModelCounts c = counts_of("v4-flash.config.json");
-    EXPECT_EQ(c.bytes_total, 159609485896);     // released index total_size (spec §3.1)
+    EXPECT_EQ(c.bytes_total, 159609485896);  // released index total_size (spec §3.1)
     EXPECT_EQ(c.n_tensors, 69187);
     expect_rounded(double(c.params_main), 284.33, 1e9, "params main");
     expect_rounded(double(c.params_total), 290.94, 1e9, "params incl. MTP");
@@ -50,7 +50,8 @@ TEST(QuantInventory, ProMatchesSpec) {
     expect_rounded(double(c.params_active), 48.85, 1e9, "active");
     expect_rounded(double(c.params_active_no_head), 47.93, 1e9, "active without head");
     expect_rounded(double(c.token_bytes_total), 39.67, 1e9, "bytes per token");
-    // spec §12 prints 12.85 GB, but its own per-expert 35.09 MB x 6 x 61 layers = 12.84 GB (rounding in the spec)
+    // spec §12 prints 12.85 GB, but its own per-expert 35.09 MB x 6 x 61 layers = 12.84 GB (rounding in the
+    // spec)
     EXPECT_NEAR(double(c.token_bytes[size_t(WeightGroup::routed_experts)]) / 1e9, 12.845, 0.006);
     expect_rounded(double(c.token_bytes[size_t(WeightGroup::attention_core)]), 18.30, 1e9, "attention");
 }
@@ -60,7 +61,8 @@ TEST(QuantInventory, StoredElementsOfProMatchTheHeaderDump) {
     counts_of("v4-pro.config.json", &cfg);
     int64_t elements = 0;  // as stored: packed FP4 counts one element per byte, scales count too
     for (const auto& e : released_inventory(cfg)) {
-        const int64_t stored = e.dtype == DType::fp4_e2m1 ? e.params / 2 : (e.dtype == DType::i64 ? e.bytes / 8 : e.params);
+        const int64_t stored =
+            e.dtype == DType::fp4_e2m1 ? e.params / 2 : (e.dtype == DType::i64 ? e.bytes / 8 : e.params);
         elements += stored + e.scale_bytes;
     }
     EXPECT_EQ(elements, 861608274846);  // spec §3.1

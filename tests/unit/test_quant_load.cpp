@@ -43,7 +43,8 @@ protected:
     }
     // Copies the checkpoint into a fresh directory (one file, no index) after `edit` changed the tensor list,
     // with `config` as config.json; returns the directory.
-    static std::string rewrite(const std::string& name, const std::function<void(std::vector<TensorToWrite>&)>& edit,
+    static std::string rewrite(const std::string& name,
+                               const std::function<void(std::vector<TensorToWrite>&)>& edit,
                                const std::string& config) {
         auto ck = Checkpoint::open(dir_);
         EXPECT_TRUE(ck.is_ok()) << ck.message();
@@ -53,7 +54,9 @@ protected:
             ts.push_back({n, t->dtype, t->shape, t->data, t->nbytes});
         }
         edit(ts);
-        std::string out = (fs::temp_directory_path() / ("dsv4_test_quant_load_" + name + "_" + std::to_string(::getpid()))).string();
+        std::string out =
+            (fs::temp_directory_path() / ("dsv4_test_quant_load_" + name + "_" + std::to_string(::getpid())))
+                .string();
         fs::remove_all(out);
         fs::create_directories(out);
         Status s = write_safetensors(out + "/model.safetensors", ts);
@@ -95,42 +98,69 @@ TEST_F(QuantLoad, ReleasedLayoutLoadsAsPublished) {
 }
 
 TEST_F(QuantLoad, MissingScaleIsNamed) {
-    std::string d = rewrite("noscale", [](auto& ts) {
-        std::erase_if(ts, [](const TensorToWrite& t) { return t.name == "layers.1.attn.wq_b.scale"; });
-    }, config_text());
+    std::string d = rewrite(
+        "noscale",
+        [](auto& ts) {
+            std::erase_if(ts, [](const TensorToWrite& t) { return t.name == "layers.1.attn.wq_b.scale"; });
+        },
+        config_text());
     EXPECT_NE(load_error(d).find("tensor 'layers.1.attn.wq_b.weight' is f8_e4m3 but its scale tensor "
-                                 "'layers.1.attn.wq_b.scale' is missing"), std::string::npos) << load_error(d);
-    std::string e = rewrite("noscale4", [](auto& ts) {
-        std::erase_if(ts, [](const TensorToWrite& t) { return t.name == "layers.4.ffn.experts.3.w2.scale"; });
-    }, config_text());
+                                 "'layers.1.attn.wq_b.scale' is missing"),
+              std::string::npos)
+        << load_error(d);
+    std::string e = rewrite(
+        "noscale4",
+        [](auto& ts) {
+            std::erase_if(ts,
+                          [](const TensorToWrite& t) { return t.name == "layers.4.ffn.experts.3.w2.scale"; });
+        },
+        config_text());
     // without its scale an I8 tensor cannot be read as FP4
-    EXPECT_NE(load_error(e).find("'layers.4.ffn.experts.3.w2.scale' is missing"), std::string::npos) << load_error(e);
+    EXPECT_NE(load_error(e).find("'layers.4.ffn.experts.3.w2.scale' is missing"), std::string::npos)
+        << load_error(e);
 }
 
 TEST_F(QuantLoad, WrongScaleShapeAndDtypeAreNamed) {
     static const uint8_t one[1] = {127};
-    std::string d = rewrite("badshape", [](auto& ts) {
-        for (auto& t : ts)
-            if (t.name == "layers.0.attn.wo_a.scale") t.shape = {1, 1}, t.data = one, t.nbytes = 1;
-    }, config_text());
-    EXPECT_NE(load_error(d).find("tensor 'layers.0.attn.wo_a.scale' has shape [1, 1], expected [1, 2] for weight "
-                                 "[128, 256]"), std::string::npos) << load_error(d);
+    std::string d = rewrite(
+        "badshape",
+        [](auto& ts) {
+            for (auto& t : ts)
+                if (t.name == "layers.0.attn.wo_a.scale") t.shape = {1, 1}, t.data = one, t.nbytes = 1;
+        },
+        config_text());
+    EXPECT_NE(
+        load_error(d).find("tensor 'layers.0.attn.wo_a.scale' has shape [1, 1], expected [1, 2] for weight "
+                           "[128, 256]"),
+        std::string::npos)
+        << load_error(d);
     static const float f[2] = {1.0f, 1.0f};
-    std::string e = rewrite("baddtype", [](auto& ts) {
-        for (auto& t : ts)
-            if (t.name == "layers.0.attn.wo_a.scale") t.dtype = DType::f32, t.data = f, t.nbytes = 8;
-    }, config_text());
-    EXPECT_NE(load_error(e).find("'layers.0.attn.wo_a.scale' has dtype f32, expected f8_e8m0"), std::string::npos)
+    std::string e = rewrite(
+        "baddtype",
+        [](auto& ts) {
+            for (auto& t : ts)
+                if (t.name == "layers.0.attn.wo_a.scale") t.dtype = DType::f32, t.data = f, t.nbytes = 8;
+        },
+        config_text());
+    EXPECT_NE(load_error(e).find("'layers.0.attn.wo_a.scale' has dtype f32, expected f8_e8m0"),
+              std::string::npos)
         << load_error(e);
 }
 
 TEST_F(QuantLoad, PackedFp4OfWrongShapeIsNamed) {
-    std::string d = rewrite("badfp4", [](auto& ts) {
-        for (auto& t : ts)
-            if (t.name == "layers.2.ffn.experts.0.w1.weight") t.shape = {256, 64};  // same bytes, wrong shape
-    }, config_text());
-    EXPECT_NE(load_error(d).find("'layers.2.ffn.experts.0.w1.weight' has shape [256, 64] (packed FP4), expected "
-                                 "[128, 128]"), std::string::npos) << load_error(d);
+    std::string d = rewrite(
+        "badfp4",
+        [](auto& ts) {
+            for (auto& t : ts)
+                if (t.name == "layers.2.ffn.experts.0.w1.weight")
+                    t.shape = {256, 64};  // same bytes, wrong shape
+        },
+        config_text());
+    EXPECT_NE(
+        load_error(d).find("'layers.2.ffn.experts.0.w1.weight' has shape [256, 64] (packed FP4), expected "
+                           "[128, 128]"),
+        std::string::npos)
+        << load_error(d);
 }
 
 TEST_F(QuantLoad, UnsupportedFormatsAreRejected) {
@@ -139,21 +169,32 @@ TEST_F(QuantLoad, UnsupportedFormatsAreRejected) {
         edit(j);
         return j.dump(2);
     };
-    std::string d = rewrite("int4", [](auto&) {}, with([](auto& j) { j["quantization_config"]["quant_method"] = "int4"; }));
-    EXPECT_NE(load_error(d).find("'quantization_config.quant_method' = 'int4' is not supported (expected fp8)"),
-              std::string::npos) << load_error(d);
-    d = rewrite("scalefmt", [](auto&) {}, with([](auto& j) { j["quantization_config"]["scale_fmt"] = "fp32"; }));
-    EXPECT_NE(load_error(d).find("'quantization_config.scale_fmt' = 'fp32' is not supported (expected ue8m0)"),
-              std::string::npos) << load_error(d);
-    d = rewrite("block64", [](auto&) {}, with([](auto& j) { j["quantization_config"]["weight_block_size"] = {64, 64}; }));
-    EXPECT_NE(load_error(d).find("weight_block_size [64, 64] is not supported"), std::string::npos) << load_error(d);
+    std::string d = rewrite(
+        "int4", [](auto&) {}, with([](auto& j) { j["quantization_config"]["quant_method"] = "int4"; }));
+    EXPECT_NE(
+        load_error(d).find("'quantization_config.quant_method' = 'int4' is not supported (expected fp8)"),
+        std::string::npos)
+        << load_error(d);
+    d = rewrite(
+        "scalefmt", [](auto&) {}, with([](auto& j) { j["quantization_config"]["scale_fmt"] = "fp32"; }));
+    EXPECT_NE(
+        load_error(d).find("'quantization_config.scale_fmt' = 'fp32' is not supported (expected ue8m0)"),
+        std::string::npos)
+        << load_error(d);
+    d = rewrite(
+        "block64", [](auto&) {}, with([](auto& j) {
+            j["quantization_config"]["weight_block_size"] = {64, 64};
+        }));
+    EXPECT_NE(load_error(d).find("weight_block_size [64, 64] is not supported"), std::string::npos)
+        << load_error(d);
 }
 
 TEST_F(QuantLoad, Fp8WeightsInANonQuantizedConfigLoad) {
     nlohmann::json j = nlohmann::json::parse(config_text());
     j.erase("quantization_config");
     j.erase("expert_dtype");
-    std::string d = rewrite("noqcfg", [](auto&) {}, j.dump(2));
+    std::string d = rewrite(
+        "noqcfg", [](auto&) {}, j.dump(2));
     auto m = Model::load(d, quiet());
     ASSERT_TRUE(m.is_ok()) << m.message();
     EXPECT_EQ(m.value()->numerics(), Numerics::exact);  // default follows the config, not the dtypes

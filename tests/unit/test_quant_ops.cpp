@@ -29,15 +29,17 @@ std::vector<float> row_of(const WeightRef& w, int64_t r) {
     std::vector<float> a(size_t(w.n_cols)), b(size_t(w.n_cols));
     w.row_to_f32(r, a.data());
     cpu::dequant_row(w, r, b.data());
-    for (size_t i = 0; i < a.size(); ++i) EXPECT_EQ(f32_bits(a[i]), f32_bits(b[i])) << "LUT path differs at col " << i;
+    for (size_t i = 0; i < a.size(); ++i)
+        EXPECT_EQ(f32_bits(a[i]), f32_bits(b[i])) << "LUT path differs at col " << i;
     return b;
 }
 
 TEST(QuantOps, Fp8BlockDequantHandValues) {
-    // 130 x 3: rows 0..127 in scale block 0 (E = 130: x8), rows 128..129 in the partial block 1 (E = 125: /4).
+    // 130 x 3: rows 0..127 in scale block 0 (E = 130: x8), rows 128..129 in the partial block 1 (E = 125:
+    // /4).
     std::vector<uint8_t> q(130 * 3, 0), s = {130, 125};
-    const uint8_t r0[3] = {0x38, 0x3C, 0xB8};  // 1.0, 1.5, -1.0
-    const uint8_t r129[3] = {0x01, 0x7E, 0x50}; // 2^-9 (subnormal), 448, 8
+    const uint8_t r0[3] = {0x38, 0x3C, 0xB8};    // 1.0, 1.5, -1.0
+    const uint8_t r129[3] = {0x01, 0x7E, 0x50};  // 2^-9 (subnormal), 448, 8
     std::copy(r0, r0 + 3, q.begin());
     std::copy(r129, r129 + 3, q.begin() + 129 * 3);
     WeightRef w = fp8_ref(q, s, 130, 3);
@@ -60,8 +62,10 @@ TEST(QuantOps, Fp8ColumnBlocksAndEveryCode) {
     std::vector<float> got = row_of(w, 0);
     for (int i = 0; i < 256; ++i) {
         const float want = e4m3_to_f32(q[size_t(i)]) * (i >= 128 ? 2.0f : 1.0f);
-        if (std::isnan(want)) EXPECT_TRUE(std::isnan(got[size_t(i)])) << i;
-        else EXPECT_EQ(got[size_t(i)], want) << i;
+        if (std::isnan(want))
+            EXPECT_TRUE(std::isnan(got[size_t(i)])) << i;
+        else
+            EXPECT_EQ(got[size_t(i)], want) << i;
     }
 }
 
@@ -106,7 +110,7 @@ TEST(QuantOps, PlainRowsDequant) {
 }
 
 TEST(QuantOps, Pow2ScaleRule) {
-    EXPECT_EQ(cpu::pow2_scale_e8m0(448.0f, 448.0f), 127);      // exactly 1: no round-up
+    EXPECT_EQ(cpu::pow2_scale_e8m0(448.0f, 448.0f), 127);  // exactly 1: no round-up
     EXPECT_EQ(cpu::pow2_scale_e8m0(449.0f, 448.0f), 128);
     EXPECT_EQ(cpu::pow2_scale_e8m0(224.0f, 448.0f), 126);
     EXPECT_EQ(cpu::pow2_scale_e8m0(100.0f, 448.0f), 125);      // 0.223 -> 2^-2
@@ -169,7 +173,8 @@ TEST(QuantOps, HadamardHandValuesAndOrthonormal) {
 }
 
 TEST(QuantOps, QuantizeFp8HandValues) {
-    // 2 x 2 block, amax 56 -> s = 2^-3 exactly: 56 -> 448 (0x7E), 1 -> 8 (0x50), -0.1 -> -0.8 -> -0.8125 (0xB5)
+    // 2 x 2 block, amax 56 -> s = 2^-3 exactly: 56 -> 448 (0x7E), 1 -> 8 (0x50), -0.1 -> -0.8 -> -0.8125
+    // (0xB5)
     const float W[4] = {56.0f, 1.0f, -0.1f, 0.0f};
     uint8_t q[4], s[1];
     cpu::quantize_fp8_128(W, 2, 2, q, s);
@@ -189,7 +194,7 @@ TEST(QuantOps, QuantizeFp8HandValues) {
 
 TEST(QuantOps, QuantizeFp4HandValues) {
     std::vector<float> W(64, 0.0f);
-    W[0] = 12.0f;   // amax 12 -> s = 2: 12 -> 6 (code 7), -1 -> -0.5 (code 9), 2.9 -> 1.5 (code 3)
+    W[0] = 12.0f;  // amax 12 -> s = 2: 12 -> 6 (code 7), -1 -> -0.5 (code 9), 2.9 -> 1.5 (code 3)
     W[1] = -1.0f;
     W[2] = 2.9f;
     W[40] = 0.75f;  // block 1: amax 0.75 -> 0.125 -> s = 2^-3: 6 (code 7)

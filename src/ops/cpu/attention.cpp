@@ -44,7 +44,8 @@ void sink_attention(const float* q, int64_t n, int64_t H, int64_t d, const float
     }
 }
 
-void compress_pool(const float* a, const float* z, int64_t slots, int64_t lda, int64_t ldz, int64_t d, float* C) {
+void compress_pool(const float* a, const float* z, int64_t slots, int64_t lda, int64_t ldz, int64_t d,
+                   float* C) {
     for (int64_t i = 0; i < d; ++i) {
         float mx = -INFINITY;
         for (int64_t s = 0; s < slots; ++s) mx = std::max(mx, z[s * ldz + i]);

@@ -10,7 +10,9 @@
 namespace dsv4::cpu {
 
 namespace {
-inline float sigmoid(float v) { return 1.0f / (1.0f + std::exp(-v)); }
+inline float sigmoid(float v) {
+    return 1.0f / (1.0f + std::exp(-v));
+}
 
 std::vector<float> to_f32(const WeightRef& w) {
     std::vector<float> v(size_t(w.numel()));
@@ -113,7 +115,8 @@ void hc_head(const float* X, int64_t n, int64_t hc, int64_t D, const WeightRef& 
         const float* Xt = X + t * hc * D;
         std::vector<float> mu(static_cast<size_t>(hc));
         mix_logits(Xt, hc * D, fnv, hc, norm_eps, mu.data());
-        for (int64_t j = 0; j < hc; ++j) mu[size_t(j)] = sigmoid(sv[0] * mu[size_t(j)] + bv[size_t(j)]) + float(hc_eps);
+        for (int64_t j = 0; j < hc; ++j)
+            mu[size_t(j)] = sigmoid(sv[0] * mu[size_t(j)] + bv[size_t(j)]) + float(hc_eps);
         for (int64_t d = 0; d < D; ++d) {
             float acc = 0.0f;
             for (int64_t j = 0; j < hc; ++j) acc += mu[size_t(j)] * Xt[j * D + d];

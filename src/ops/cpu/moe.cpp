@@ -13,11 +13,14 @@ namespace dsv4::cpu {
 
 namespace {
 // PyTorch softplus (beta 1, threshold 20): x for x > 20.
-inline float softplus(float x) { return x > 20.0f ? x : std::log1p(std::exp(x)); }
+inline float softplus(float x) {
+    return x > 20.0f ? x : std::log1p(std::exp(x));
+}
 }  // namespace
 
-void moe_route(const float* logits, int64_t n, int64_t E, int64_t k, const int32_t* ids, const WeightRef* tid2eid,
-               const WeightRef* bias, double route_scale, int32_t* out_idx, float* out_w) {
+void moe_route(const float* logits, int64_t n, int64_t E, int64_t k, const int32_t* ids,
+               const WeightRef* tid2eid, const WeightRef* bias, double route_scale, int32_t* out_idx,
+               float* out_w) {
     std::vector<float> b(size_t(E), 0.0f);
     if (bias) bias->row_to_f32(0, b.data());
     for (int64_t t = 0; t < n; ++t) {
@@ -25,7 +28,8 @@ void moe_route(const float* logits, int64_t n, int64_t E, int64_t k, const int32
         for (int64_t e = 0; e < E; ++e) s[size_t(e)] = std::sqrt(softplus(logits[t * E + e]));
         int32_t* idx = out_idx + t * k;
         if (tid2eid) {
-            DSV4_ASSERT(tid2eid->dtype == DType::i64 && tid2eid->n_cols == k, "tid2eid must be i64 [V, {}]", k);
+            DSV4_ASSERT(tid2eid->dtype == DType::i64 && tid2eid->n_cols == k, "tid2eid must be i64 [V, {}]",
+                        k);
             DSV4_ASSERT(ids[t] >= 0 && ids[t] < tid2eid->n_rows, "token id {} outside tid2eid", ids[t]);
             const auto* row = static_cast<const int64_t*>(tid2eid->data) + int64_t(ids[t]) * k;
             for (int64_t j = 0; j < k; ++j) {
@@ -42,7 +46,8 @@ void moe_route(const float* logits, int64_t n, int64_t E, int64_t k, const int32
         }
         float sum = 0.0f;
         for (int64_t j = 0; j < k; ++j) sum += s[size_t(idx[j])];
-        for (int64_t j = 0; j < k; ++j) out_w[t * k + j] = s[size_t(idx[j])] / (sum + 1e-20f) * float(route_scale);
+        for (int64_t j = 0; j < k; ++j)
+            out_w[t * k + j] = s[size_t(idx[j])] / (sum + 1e-20f) * float(route_scale);
     }
 }
 

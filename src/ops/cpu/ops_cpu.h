@@ -17,8 +17,8 @@ void linear(const float* x, int64_t n, const WeightRef& w, float* y);
 void rms_norm(const float* x, int64_t rows, int64_t d, const WeightRef* w, double eps, float* out);
 
 // Interleaved RoPE on a slice of each row: pairs (x[off+2i], x[off+2i+1]), i < n_pairs, rotated by
-// pos[r]·inv_freq[i] (fp32 angle, like HF). Rows of `stride` floats; `heads` consecutive vectors of `head_stride`
-// per row share the row's position. inverse rotates by −angle (output de-rotation, spec §6.8).
+// pos[r]·inv_freq[i] (fp32 angle, like HF). Rows of `stride` floats; `heads` consecutive vectors of
+// `head_stride` per row share the row's position. inverse rotates by −angle (output de-rotation, spec §6.8).
 void rope(float* x, int64_t rows, int64_t heads, int64_t head_stride, int64_t off, int64_t n_pairs,
           const int64_t* pos, const float* inv_freq, bool inverse);
 
@@ -43,7 +43,8 @@ void sink_attention(const float* q, int64_t n, int64_t H, int64_t d, const float
 
 // Softmax-gated pooling of one compressed entry (spec §6.5): for each channel i,
 // C[i] = Σ_s softmax_s(z[s][i]) · a[s][i] over `slots` rows with row strides lda / ldz.
-void compress_pool(const float* a, const float* z, int64_t slots, int64_t lda, int64_t ldz, int64_t d, float* C);
+void compress_pool(const float* a, const float* z, int64_t slots, int64_t lda, int64_t ldz, int64_t d,
+                   float* C);
 
 // Lightning-indexer scores (spec §6.6): qi [n, Hi, di], w [n, Hi], keys [n_keys, di];
 // score[t, s] = Σ_h w[t,h]·ReLU(qi[t,h]·keys[s]) for s < n_avail[t], else −inf. scores [n, n_keys].
@@ -57,8 +58,9 @@ void topk_lower_index(const float* scores, int64_t n, int64_t n_cols, const int6
 // Router (spec §7.1): logits [n, E] -> sqrtsoftplus scores; selection by tid2eid[ids] (hash, int64 WeightRef
 // [V, k]) or top-k of score + bias; weights normalised (÷(Σ+1e-20)) and × route_scale.
 // ids [n] token ids (hash layers only); bias may be null. out_idx [n, k], out_w [n, k].
-void moe_route(const float* logits, int64_t n, int64_t E, int64_t k, const int32_t* ids, const WeightRef* tid2eid,
-               const WeightRef* bias, double route_scale, int32_t* out_idx, float* out_w);
+void moe_route(const float* logits, int64_t n, int64_t E, int64_t k, const int32_t* ids,
+               const WeightRef* tid2eid, const WeightRef* bias, double route_scale, int32_t* out_idx,
+               float* out_w);
 // SwiGLU with clamp (spec §7.2): h = silu(min(g, limit)) · clamp(u, ±limit); gu [n, 2I] = [g | u]; h [n, I].
 // limit <= 0 disables the clamp.
 void swiglu_clamp(const float* g, const float* u, int64_t n, int64_t I, int64_t ldg, double limit, float* h);

@@ -13,8 +13,8 @@ namespace dsv4::cpu {
 uint8_t pow2_scale_e8m0(float amax, float qmax) {
     const float r = amax * (1.0f / qmax);
     const uint32_t u = f32_bits(r);
-    int e = int((u >> 23) & 0xffu);        // biased exponent = UE8M0 byte of 2^floor(log2 r)
-    if ((u & 0x7fffffu) != 0 || e == 0) ++e;   // not a power of two (or subnormal): round up
+    int e = int((u >> 23) & 0xffu);           // biased exponent = UE8M0 byte of 2^floor(log2 r)
+    if ((u & 0x7fffffu) != 0 || e == 0) ++e;  // not a power of two (or subnormal): round up
     return uint8_t(std::clamp(e, 0, 254));
 }
 

@@ -12,7 +12,9 @@ namespace dsv4::cpu {
 
 namespace {
 constexpr uint8_t kScaleOne = 127;  // UE8M0 2^0, used for all-zero blocks
-int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+int64_t ceil_div(int64_t a, int64_t b) {
+    return (a + b - 1) / b;
+}
 }  // namespace
 
 void quantize_fp8_128(const float* W, int64_t N, int64_t K, uint8_t* q, uint8_t* scale) {

@@ -15,8 +15,9 @@ constexpr int kAttnThreads = 128;
 // grid (H, n). Logits of the query's keys in dynamic shared memory [max_keys]; follows
 // cpu::sink_attention: max over sink and logits, denom = exp(sink − max) + Σ exp(l − max), o = Σ p·k / denom.
 __global__ void __launch_bounds__(kAttnThreads)
-sink_attention_kernel(const float* q, int64_t H, int64_t d, const float* kv, const float* kv2, int64_t split,
-                      const int32_t* idx, int64_t max_keys, const float* sink, float scale, float* out) {
+    sink_attention_kernel(const float* q, int64_t H, int64_t d, const float* kv, const float* kv2,
+                          int64_t split, const int32_t* idx, int64_t max_keys, const float* sink, float scale,
+                          float* out) {
     extern __shared__ float logit[];  // [max_keys]
     __shared__ float red[32];
     const int64_t h = blockIdx.x, t = blockIdx.y;
@@ -73,8 +74,8 @@ constexpr int kIdxWarps = 8;
 
 // grid (ceil(n_keys / kIdxWarps), n): one warp per key s of token t.
 __global__ void __launch_bounds__(kIdxWarps * 32)
-indexer_scores_kernel(const float* qi, const float* w, int64_t Hi, int64_t di, const float* keys, int64_t n_keys,
-                      const int64_t* n_avail, float* scores) {
+    indexer_scores_kernel(const float* qi, const float* w, int64_t Hi, int64_t di, const float* keys,
+                          int64_t n_keys, const int64_t* n_avail, float* scores) {
     const int lane = threadIdx.x & 31;
     const int64_t t = blockIdx.y, s = int64_t(blockIdx.x) * kIdxWarps + (threadIdx.x >> 5);
     if (s >= n_keys) return;
@@ -101,18 +102,19 @@ Status sink_attention(const float* q, int64_t n, int64_t H, int64_t d, const flo
                       float* out, cudaStream_t s) {
     if (n == 0 || H == 0) return Status::ok();
     const size_t smem = size_t(max_keys) * sizeof(float);
-    if (smem > 200 * 1024) return error("cuda::sink_attention: {} keys per query exceed shared memory", max_keys);
+    if (smem > 200 * 1024)
+        return error("cuda::sink_attention: {} keys per query exceed shared memory", max_keys);
     if (smem > 48 * 1024)
-        DSV4_CUDA_CHECK(cudaFuncSetAttribute(sink_attention_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                             int(smem)));
-    sink_attention_kernel<<<dim3(unsigned(H), unsigned(n)), kAttnThreads, smem, s>>>(q, H, d, kv, kv2, split, idx,
-                                                                                    max_keys, sink, scale, out);
+        DSV4_CUDA_CHECK(cudaFuncSetAttribute(sink_attention_kernel,
+                                             cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+    sink_attention_kernel<<<dim3(unsigned(H), unsigned(n)), kAttnThreads, smem, s>>>(
+        q, H, d, kv, kv2, split, idx, max_keys, sink, scale, out);
     DSV4_CUDA_LAUNCH_CHECK("sink_attention_kernel");
     return Status::ok();
 }
 
-Status compress_pool(const float* a, const float* z, int64_t slots, int64_t lda, int64_t ldz, int64_t d, float* C,
-                     cudaStream_t s) {
+Status compress_pool(const float* a, const float* z, int64_t slots, int64_t lda, int64_t ldz, int64_t d,
+                     float* C, cudaStream_t s) {
     if (d == 0) return Status::ok();
     compress_pool_kernel<<<ceil_div_u(d, 128), 128, 0, s>>>(a, z, slots, lda, ldz, d, C);
     DSV4_CUDA_LAUNCH_CHECK("compress_pool_kernel");

@@ -14,13 +14,14 @@ namespace {
 
 // Finite bytes for any format: clear bit 0 of FP8 codes that would be NaN (0x7f, 0xff); e8m0 scales 120..130.
 __global__ void fill_kernel(uint8_t* p, int64_t n, uint64_t seed, int mode) {
-    for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
+    for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
+         i += int64_t(gridDim.x) * blockDim.x) {
         uint64_t z = (uint64_t(i) + seed) * 0x9E3779B97F4A7C15ull;
         z = (z ^ (z >> 31)) * 0xBF58476D1CE4E5B9ull;
         uint8_t b = uint8_t(z >> 40);
-        if (mode == 1 && (b & 0x7f) == 0x7f) b ^= 1;     // fp8 data
-        if (mode == 2) b = uint8_t(120 + (b % 11));       // e8m0 scales
-        if (mode == 3) b = (b & 0x3f) | 0x00;             // bf16 bytes: small exponents (finite); also f32
+        if (mode == 1 && (b & 0x7f) == 0x7f) b ^= 1;  // fp8 data
+        if (mode == 2) b = uint8_t(120 + (b % 11));   // e8m0 scales
+        if (mode == 3) b = (b & 0x3f) | 0x00;         // bf16 bytes: small exponents (finite); also f32
         p[i] = b;
     }
 }

@@ -45,7 +45,9 @@ __device__ __forceinline__ float block_max(float v, float* red) {
     return r;
 }
 
-__device__ __forceinline__ float bf16_bits_to_f32(uint32_t h) { return __uint_as_float(h << 16); }
+__device__ __forceinline__ float bf16_bits_to_f32(uint32_t h) {
+    return __uint_as_float(h << 16);
+}
 
 // UE8M0: 2^(E−127); E = 0 is the subnormal 2^−127, E = 255 NaN (core/dtype.h e8m0_to_f32).
 __device__ __forceinline__ float e8m0_to_f32_dev(uint8_t e) {
@@ -59,7 +61,9 @@ __device__ __forceinline__ float2 e4m3x2_to_f32(uint16_t two) {
     __half2_raw h = __nv_cvt_fp8x2_to_halfraw2(static_cast<__nv_fp8x2_storage_t>(two), __NV_E4M3);
     return __half22float2(__half2(h));
 }
-__device__ __forceinline__ float e4m3_to_f32_dev(uint8_t v) { return e4m3x2_to_f32(v).x; }
+__device__ __forceinline__ float e4m3_to_f32_dev(uint8_t v) {
+    return e4m3x2_to_f32(v).x;
+}
 
 // e2m1 code (4 bits): ±{0, 0.5, 1, 1.5, 2, 3, 4, 6}.
 __device__ __forceinline__ float e2m1_to_f32_dev(uint32_t code) {
@@ -68,6 +72,8 @@ __device__ __forceinline__ float e2m1_to_f32_dev(uint32_t code) {
     return (code & 8u) ? -v : v;
 }
 
-inline unsigned ceil_div_u(int64_t a, int64_t b) { return unsigned((a + b - 1) / b); }
+inline unsigned ceil_div_u(int64_t a, int64_t b) {
+    return unsigned((a + b - 1) / b);
+}
 
 }  // namespace dsv4::cuda

@@ -6,19 +6,19 @@
 
 #include "core/status.h"
 
-#define DSV4_CUDA_CHECK(expr)                                                                        \
-    do {                                                                                             \
-        cudaError_t dsv4_cuda_e_ = (expr);                                                           \
-        if (dsv4_cuda_e_ != cudaSuccess)                                                             \
-            return ::dsv4::error("{}:{}: CUDA error in '{}': {} ({})", __FILE__, __LINE__, #expr,       \
+#define DSV4_CUDA_CHECK(expr)                                                                       \
+    do {                                                                                            \
+        cudaError_t dsv4_cuda_e_ = (expr);                                                          \
+        if (dsv4_cuda_e_ != cudaSuccess)                                                            \
+            return ::dsv4::error("{}:{}: CUDA error in '{}': {} ({})", __FILE__, __LINE__, #expr,   \
                                  cudaGetErrorString(dsv4_cuda_e_), cudaGetErrorName(dsv4_cuda_e_)); \
     } while (0)
 
 // After a kernel launch: reports a bad launch configuration (and any earlier asynchronous error).
-#define DSV4_CUDA_LAUNCH_CHECK(name)                                                                 \
-    do {                                                                                             \
-        cudaError_t dsv4_cuda_e_ = cudaGetLastError();                                               \
-        if (dsv4_cuda_e_ != cudaSuccess)                                                             \
-            return ::dsv4::error("{}:{}: launch of {} failed: {}", __FILE__, __LINE__, name,          \
-                                 cudaGetErrorString(dsv4_cuda_e_));                                 \
+#define DSV4_CUDA_LAUNCH_CHECK(name)                                                         \
+    do {                                                                                     \
+        cudaError_t dsv4_cuda_e_ = cudaGetLastError();                                       \
+        if (dsv4_cuda_e_ != cudaSuccess)                                                     \
+            return ::dsv4::error("{}:{}: launch of {} failed: {}", __FILE__, __LINE__, name, \
+                                 cudaGetErrorString(dsv4_cuda_e_));                          \
     } while (0)

@@ -13,7 +13,9 @@ namespace {
 constexpr int kMaxHc = 8;
 constexpr int kThreads = 256;
 
-__device__ __forceinline__ float sigmoid_dev(float v) { return 1.0f / (1.0f + expf(-v)); }
+__device__ __forceinline__ float sigmoid_dev(float v) {
+    return 1.0f / (1.0f + expf(-v));
+}
 
 // mu[m] = ρ·(fn[m]·X_t), ρ = 1/sqrt(mean(X_t²) + eps) over the hc·D values of token t.
 __device__ void mix_logits(const float* Xt, int64_t len, const float* fn, int M, float norm_eps, float* mu,
@@ -34,14 +36,15 @@ __device__ void mix_logits(const float* Xt, int64_t len, const float* fn, int M,
 }
 
 __global__ void __launch_bounds__(kThreads)
-hc_pre_kernel(const float* X, int hc, int64_t D, const float* fn, const float* base, const float* scale, int iters,
-              float eps, float norm_eps, float* y, float* post, float* comb) {
+    hc_pre_kernel(const float* X, int hc, int64_t D, const float* fn, const float* base, const float* scale,
+                  int iters, float eps, float norm_eps, float* y, float* post, float* comb) {
     __shared__ float red[32], mu[(2 + kMaxHc) * kMaxHc], P[kMaxHc * kMaxHc], pre[kMaxHc];
     const int64_t t = blockIdx.x;
     const float* Xt = X + t * hc * D;
     const int M = (2 + hc) * hc;
     mix_logits(Xt, hc * D, fn, M, norm_eps, mu, red);
-    if (threadIdx.x == 0) {  // follows cpu::hc_pre step by step (softmax rows, +eps, column pass, iters−1 pairs)
+    if (threadIdx.x ==
+        0) {  // follows cpu::hc_pre step by step (softmax rows, +eps, column pass, iters−1 pairs)
         for (int j = 0; j < hc; ++j) {
             pre[j] = sigmoid_dev(scale[0] * mu[j] + base[j]) + eps;
             post[t * hc + j] = 2.0f * sigmoid_dev(scale[1] * mu[hc + j] + base[hc + j]);
@@ -80,8 +83,8 @@ hc_pre_kernel(const float* X, int hc, int64_t D, const float* fn, const float* b
     }
 }
 
-__global__ void hc_post_kernel(const float* X, const float* F, const float* post, const float* comb, int64_t n,
-                               int hc, int64_t D, float* Xout) {
+__global__ void hc_post_kernel(const float* X, const float* F, const float* post, const float* comb,
+                               int64_t n, int hc, int64_t D, float* Xout) {
     const int64_t e = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
     if (e >= n * hc * D) return;
     const int64_t d = e % D, k = (e / D) % hc, t = e / (D * hc);
@@ -93,8 +96,8 @@ __global__ void hc_post_kernel(const float* X, const float* F, const float* post
 }
 
 __global__ void __launch_bounds__(kThreads)
-hc_head_kernel(const float* X, int hc, int64_t D, const float* fn, const float* base, const float* scale, float eps,
-               float norm_eps, float* z) {
+    hc_head_kernel(const float* X, int hc, int64_t D, const float* fn, const float* base, const float* scale,
+                   float eps, float norm_eps, float* z) {
     __shared__ float red[32], mu[kMaxHc];
     const int64_t t = blockIdx.x;
     const float* Xt = X + t * hc * D;
@@ -119,8 +122,8 @@ Status hc_pre(const float* X, int64_t n, int64_t hc, int64_t D, const float* fn,
               float* comb, cudaStream_t s) {
     if (hc < 1 || hc > kMaxHc) return error("cuda::hc_pre: hc_mult {} outside [1, {}]", hc, kMaxHc);
     if (n == 0) return Status::ok();
-    hc_pre_kernel<<<unsigned(n), kThreads, 0, s>>>(X, int(hc), D, fn, base, scale, sinkhorn_iters, float(hc_eps),
-                                                  float(norm_eps), y, post, comb);
+    hc_pre_kernel<<<unsigned(n), kThreads, 0, s>>>(X, int(hc), D, fn, base, scale, sinkhorn_iters,
+                                                   float(hc_eps), float(norm_eps), y, post, comb);
     DSV4_CUDA_LAUNCH_CHECK("hc_pre_kernel");
     return Status::ok();
 }
@@ -137,7 +140,8 @@ Status hc_head(const float* X, int64_t n, int64_t hc, int64_t D, const float* fn
                const float* scale, double hc_eps, double norm_eps, float* z, cudaStream_t s) {
     if (hc < 1 || hc > kMaxHc) return error("cuda::hc_head: hc_mult {} outside [1, {}]", hc, kMaxHc);
     if (n == 0) return Status::ok();
-    hc_head_kernel<<<unsigned(n), kThreads, 0, s>>>(X, int(hc), D, fn, base, scale, float(hc_eps), float(norm_eps), z);
+    hc_head_kernel<<<unsigned(n), kThreads, 0, s>>>(X, int(hc), D, fn, base, scale, float(hc_eps),
+                                                    float(norm_eps), z);
     DSV4_CUDA_LAUNCH_CHECK("hc_head_kernel");
     return Status::ok();
 }

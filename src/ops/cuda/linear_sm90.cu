@@ -23,7 +23,8 @@ struct Unscaled {
 };
 struct BlockScaled {
     __device__ static float scale(const DevWeight& w, int64_t r, int64_t k) {
-        return e8m0_to_f32_dev(__ldg(w.scale + ((w.scale_row0 + r) / w.block_rows) * w.scale_cols + k / w.block_cols));
+        return e8m0_to_f32_dev(
+            __ldg(w.scale + ((w.scale_row0 + r) / w.block_rows) * w.scale_cols + k / w.block_cols));
     }
 };
 
@@ -34,7 +35,8 @@ struct Fmt<DType::f32> : Unscaled {
         return __ldg(reinterpret_cast<const uint4*>(w.data + (r * w.n_cols + k) * 4));
     }
     __device__ static void decode(uint4 q, float, float* v) {
-        v[0] = __uint_as_float(q.x), v[1] = __uint_as_float(q.y), v[2] = __uint_as_float(q.z), v[3] = __uint_as_float(q.w);
+        v[0] = __uint_as_float(q.x), v[1] = __uint_as_float(q.y), v[2] = __uint_as_float(q.z),
+        v[3] = __uint_as_float(q.w);
     }
     __device__ static float one(const DevWeight& w, int64_t r, int64_t k) {
         return __ldg(reinterpret_cast<const float*>(w.data) + r * w.n_cols + k);
@@ -50,7 +52,8 @@ struct Fmt<DType::bf16> : Unscaled {
     __device__ static void decode(uint4 q, float, float* v) {
         const uint32_t u[4] = {q.x, q.y, q.z, q.w};
 #pragma unroll
-        for (int i = 0; i < 4; ++i) v[2 * i] = __uint_as_float(u[i] << 16), v[2 * i + 1] = __uint_as_float(u[i] & 0xffff0000u);
+        for (int i = 0; i < 4; ++i)
+            v[2 * i] = __uint_as_float(u[i] << 16), v[2 * i + 1] = __uint_as_float(u[i] & 0xffff0000u);
     }
     __device__ static float one(const DevWeight& w, int64_t r, int64_t k) {
         return bf16_bits_to_f32(__ldg(reinterpret_cast<const uint16_t*>(w.data) + r * w.n_cols + k));
@@ -123,10 +126,10 @@ struct Fmt<DType::fp4_e2m1> : BlockScaled {
 // by expert; its rows are perm[start ..] and its weight table[expert].
 template <DType DT, int kTok, bool kVec>
 __global__ void __launch_bounds__(kWarps * 32)
-linear_kernel(const float* __restrict__ x, int64_t n, int64_t ldx, int64_t x_div, DevWeight w,
-              const DevWeight* __restrict__ table, const int32_t* __restrict__ perm,
-              const int32_t* __restrict__ chunks, const int32_t* __restrict__ n_chunks, float* __restrict__ y,
-              int64_t ldy) {
+    linear_kernel(const float* __restrict__ x, int64_t n, int64_t ldx, int64_t x_div, DevWeight w,
+                  const DevWeight* __restrict__ table, const int32_t* __restrict__ perm,
+                  const int32_t* __restrict__ chunks, const int32_t* __restrict__ n_chunks,
+                  float* __restrict__ y, int64_t ldy) {
     const int lane = threadIdx.x & 31;
     const int64_t r = int64_t(blockIdx.x) * kWarps + (threadIdx.x >> 5);
     int64_t row[kTok];
@@ -219,7 +222,9 @@ __global__ void moe_group_kernel(const int32_t* esel, int64_t n_pairs, int64_t E
     for (int64_t p = 0; p < n_pairs; ++p) perm[scratch[esel[p]]++] = int32_t(p);
 }
 
-bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
+bool aligned16(const void* p) {
+    return (reinterpret_cast<uintptr_t>(p) & 15u) == 0;
+}
 
 template <DType DT>
 bool can_vectorize(const DevWeight& w, const float* x, int64_t ldx) {
@@ -230,58 +235,72 @@ bool can_vectorize(const DevWeight& w, const float* x, int64_t ldx) {
 }
 
 template <DType DT>
-Status launch(const float* x, int64_t n, int64_t ldx, int64_t x_div, const DevWeight& w, const DevWeight* table,
-              const int32_t* perm, const int32_t* chunks, const int32_t* n_chunks, int64_t max_chunks, float* y,
-              int64_t ldy, cudaStream_t s) {
+Status launch(const float* x, int64_t n, int64_t ldx, int64_t x_div, const DevWeight& w,
+              const DevWeight* table, const int32_t* perm, const int32_t* chunks, const int32_t* n_chunks,
+              int64_t max_chunks, float* y, int64_t ldy, cudaStream_t s) {
     const bool vec = can_vectorize<DT>(w, x, ldx);
     const dim3 block(kWarps * 32);
     const dim3 grid(ceil_div_u(w.n_rows, kWarps), chunks ? unsigned(max_chunks) : ceil_div_u(n, kLinearTok));
     if (vec)
-        linear_kernel<DT, kLinearTok, true><<<grid, block, 0, s>>>(x, n, ldx, x_div, w, table, perm, chunks, n_chunks, y, ldy);
+        linear_kernel<DT, kLinearTok, true>
+            <<<grid, block, 0, s>>>(x, n, ldx, x_div, w, table, perm, chunks, n_chunks, y, ldy);
     else
-        linear_kernel<DT, kLinearTok, false><<<grid, block, 0, s>>>(x, n, ldx, x_div, w, table, perm, chunks, n_chunks, y, ldy);
+        linear_kernel<DT, kLinearTok, false>
+            <<<grid, block, 0, s>>>(x, n, ldx, x_div, w, table, perm, chunks, n_chunks, y, ldy);
     DSV4_CUDA_LAUNCH_CHECK("linear_kernel");
     return Status::ok();
 }
 
-Status dispatch(const float* x, int64_t n, int64_t ldx, int64_t x_div, const DevWeight& w, const DevWeight* table,
-                const int32_t* perm, const int32_t* chunks, const int32_t* n_chunks, int64_t max_chunks, float* y,
-                int64_t ldy, cudaStream_t s) {
+Status dispatch(const float* x, int64_t n, int64_t ldx, int64_t x_div, const DevWeight& w,
+                const DevWeight* table, const int32_t* perm, const int32_t* chunks, const int32_t* n_chunks,
+                int64_t max_chunks, float* y, int64_t ldy, cudaStream_t s) {
     if (n == 0 || w.n_rows == 0) return Status::ok();
     if ((chunks ? max_chunks : (n + kLinearTok - 1) / kLinearTok) > 65535)
         return error("cuda::linear: {} token rows is more than one launch covers", n);
     switch (w.dtype) {
-        case DType::f32: return launch<DType::f32>(x, n, ldx, x_div, w, table, perm, chunks, n_chunks, max_chunks, y, ldy, s);
-        case DType::bf16: return launch<DType::bf16>(x, n, ldx, x_div, w, table, perm, chunks, n_chunks, max_chunks, y, ldy, s);
-        case DType::f16: return launch<DType::f16>(x, n, ldx, x_div, w, table, perm, chunks, n_chunks, max_chunks, y, ldy, s);
+        case DType::f32:
+            return launch<DType::f32>(x, n, ldx, x_div, w, table, perm, chunks, n_chunks, max_chunks, y, ldy,
+                                      s);
+        case DType::bf16:
+            return launch<DType::bf16>(x, n, ldx, x_div, w, table, perm, chunks, n_chunks, max_chunks, y, ldy,
+                                       s);
+        case DType::f16:
+            return launch<DType::f16>(x, n, ldx, x_div, w, table, perm, chunks, n_chunks, max_chunks, y, ldy,
+                                      s);
         case DType::f8_e4m3:
-            return launch<DType::f8_e4m3>(x, n, ldx, x_div, w, table, perm, chunks, n_chunks, max_chunks, y, ldy, s);
+            return launch<DType::f8_e4m3>(x, n, ldx, x_div, w, table, perm, chunks, n_chunks, max_chunks, y,
+                                          ldy, s);
         case DType::fp4_e2m1:
-            return launch<DType::fp4_e2m1>(x, n, ldx, x_div, w, table, perm, chunks, n_chunks, max_chunks, y, ldy, s);
-        default: return error("cuda::linear: unsupported weight dtype {}", dtype_name(w.dtype));
+            return launch<DType::fp4_e2m1>(x, n, ldx, x_div, w, table, perm, chunks, n_chunks, max_chunks, y,
+                                           ldy, s);
+        default:
+            return error("cuda::linear: unsupported weight dtype {}", dtype_name(w.dtype));
     }
 }
 
 }  // namespace
 
-Status linear(const float* x, int64_t n, int64_t ldx, const WeightRef& w, float* y, int64_t ldy, cudaStream_t s) {
+Status linear(const float* x, int64_t n, int64_t ldx, const WeightRef& w, float* y, int64_t ldy,
+              cudaStream_t s) {
     return dispatch(x, n, ldx, 1, DevWeight::from(w), nullptr, nullptr, nullptr, nullptr, 0, y, ldy, s);
 }
 
-int64_t moe_max_chunks(int64_t n_pairs, int64_t E) { return (n_pairs + kLinearTok - 1) / kLinearTok + E; }
+int64_t moe_max_chunks(int64_t n_pairs, int64_t E) {
+    return (n_pairs + kLinearTok - 1) / kLinearTok + E;
+}
 
-Status moe_group(const int32_t* esel, int64_t n_pairs, int64_t E, int32_t* perm, int32_t* chunks, int32_t* n_chunks,
-                 int32_t* scratch, cudaStream_t s) {
+Status moe_group(const int32_t* esel, int64_t n_pairs, int64_t E, int32_t* perm, int32_t* chunks,
+                 int32_t* n_chunks, int32_t* scratch, cudaStream_t s) {
     moe_group_kernel<<<1, 32, 0, s>>>(esel, n_pairs, E, kLinearTok, perm, chunks, n_chunks, scratch);
     DSV4_CUDA_LAUNCH_CHECK("moe_group_kernel");
     return Status::ok();
 }
 
 Status linear_grouped(const float* x, int64_t n_pairs, int64_t ldx, int64_t x_div, const DevWeight* table,
-                      const WeightRef& proto, const int32_t* perm, const int32_t* chunks, const int32_t* n_chunks,
-                      int64_t max_chunks, float* y, int64_t ldy, cudaStream_t s) {
-    return dispatch(x, n_pairs, ldx, x_div, DevWeight::from(proto), table, perm, chunks, n_chunks, max_chunks, y, ldy,
-                    s);
+                      const WeightRef& proto, const int32_t* perm, const int32_t* chunks,
+                      const int32_t* n_chunks, int64_t max_chunks, float* y, int64_t ldy, cudaStream_t s) {
+    return dispatch(x, n_pairs, ldx, x_div, DevWeight::from(proto), table, perm, chunks, n_chunks, max_chunks,
+                    y, ldy, s);
 }
 
 }  // namespace dsv4::cuda

@@ -11,7 +11,8 @@ namespace dsv4::cuda {
 
 namespace {
 
-__global__ void moe_combine_kernel(const float* y, const float* w, int64_t n, int64_t k, int64_t D, float* out) {
+__global__ void moe_combine_kernel(const float* y, const float* w, int64_t n, int64_t k, int64_t D,
+                                   float* out) {
     const int64_t e = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
     if (e >= n * D) return;
     const int64_t t = e / D, d = e % D;
@@ -28,8 +29,8 @@ __global__ void ring_write_kernel(const float* kv, int64_t n, int64_t d, int64_t
     ring[((p0 + i) % W) * d + c] = kv[i * d + c];
 }
 
-__global__ void attn_pool_kernel(const float* ring, int64_t W, int64_t p0, int64_t n_hist, const float* kv, int64_t n,
-                                 int64_t d, float* pool) {
+__global__ void attn_pool_kernel(const float* ring, int64_t W, int64_t p0, int64_t n_hist, const float* kv,
+                                 int64_t n, int64_t d, float* pool) {
     const int64_t e = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
     if (e >= (n_hist + n) * d) return;
     const int64_t r = e / d, c = e % d;
@@ -37,8 +38,9 @@ __global__ void attn_pool_kernel(const float* ring, int64_t W, int64_t p0, int64
 }
 
 // One thread per query: window keys p ∈ [max(0, t−W+1), t] as pool rows, then the compressed ones.
-__global__ void build_attn_index_kernel(int64_t p0, int64_t n, int64_t W, int64_t n_hist, int64_t m, int64_t n_cmp,
-                                        const int32_t* sel, int64_t topk, int64_t max_keys, int32_t* idx) {
+__global__ void build_attn_index_kernel(int64_t p0, int64_t n, int64_t W, int64_t n_hist, int64_t m,
+                                        int64_t n_cmp, const int32_t* sel, int64_t topk, int64_t max_keys,
+                                        int32_t* idx) {
     const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
     if (i >= n) return;
     const int64_t t = p0 + i, hist0 = p0 - n_hist;
@@ -75,8 +77,9 @@ __device__ __forceinline__ RowSrc row_of(int64_t p, const float* a, const float*
 // grid (ceil(d / 128), n_emit): entry e = window w_first + e; follows cpu::compress_pool on the slots
 // model/compressor.cpp assembles (CSA: previous window's A halves, then this window's B halves).
 __global__ void compressor_emit_kernel(const float* a, const float* z, const float* ape, const float* pend_a,
-                                       const float* pend_z, const float* prev_a, const float* prev_z, int64_t p0,
-                                       int64_t m, int64_t c, int64_t d, int64_t w_first, float* C, int64_t* pos_out) {
+                                       const float* pend_z, const float* prev_a, const float* prev_z,
+                                       int64_t p0, int64_t m, int64_t c, int64_t d, int64_t w_first, float* C,
+                                       int64_t* pos_out) {
     const int64_t e = blockIdx.y, w = w_first + e, i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
     if (i == 0) pos_out[e] = w * m;  // RoPE at the window's first token (spec §14.5)
     if (i >= d) return;
@@ -110,8 +113,8 @@ __global__ void compressor_emit_kernel(const float* a, const float* z, const flo
 
 // prev[s] = A half of position w_c·m + s, w_c the last window completed in this call.
 __global__ void compressor_prev_kernel(const float* a, const float* z, const float* ape, const float* pend_a,
-                                       const float* pend_z, float* prev_a, float* prev_z, int64_t p0, int64_t p_end,
-                                       int64_t m, int64_t c, int64_t d) {
+                                       const float* pend_z, float* prev_a, float* prev_z, int64_t p0,
+                                       int64_t p_end, int64_t m, int64_t c, int64_t d) {
     const int64_t e = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
     if (e >= m * d) return;
     const int64_t s = e / d, i = e % d, p = (p_end / m - 1) * m + s;
@@ -121,8 +124,9 @@ __global__ void compressor_prev_kernel(const float* a, const float* z, const flo
 }
 
 // pend[p % m] = row(p) for this call's positions of the last (possibly incomplete) window.
-__global__ void compressor_pend_kernel(const float* a, const float* z, const float* ape, float* pend_a, float* pend_z,
-                                       int64_t p0, int64_t p_begin, int64_t n_pos, int64_t m, int64_t cd) {
+__global__ void compressor_pend_kernel(const float* a, const float* z, const float* ape, float* pend_a,
+                                       float* pend_z, int64_t p0, int64_t p_begin, int64_t n_pos, int64_t m,
+                                       int64_t cd) {
     const int64_t e = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
     if (e >= n_pos * cd) return;
     const int64_t p = p_begin + e / cd, k = e % cd;
@@ -132,7 +136,8 @@ __global__ void compressor_pend_kernel(const float* a, const float* z, const flo
 
 }  // namespace
 
-Status moe_combine(const float* y, const float* w, int64_t n, int64_t k, int64_t D, float* out, cudaStream_t s) {
+Status moe_combine(const float* y, const float* w, int64_t n, int64_t k, int64_t D, float* out,
+                   cudaStream_t s) {
     if (n * D == 0) return Status::ok();
     moe_combine_kernel<<<ceil_div_u(n * D, 256), 256, 0, s>>>(y, w, n, k, D, out);
     DSV4_CUDA_LAUNCH_CHECK("moe_combine_kernel");
@@ -158,14 +163,16 @@ Status attn_pool_build(const float* ring, int64_t W, int64_t p0, int64_t n_hist,
 Status build_attn_index(int64_t p0, int64_t n, int64_t W, int64_t n_hist, int64_t m, int64_t n_cmp,
                         const int32_t* sel, int64_t topk, int64_t max_keys, int32_t* idx, cudaStream_t s) {
     if (n == 0) return Status::ok();
-    build_attn_index_kernel<<<ceil_div_u(n, 128), 128, 0, s>>>(p0, n, W, n_hist, m, n_cmp, sel, topk, max_keys, idx);
+    build_attn_index_kernel<<<ceil_div_u(n, 128), 128, 0, s>>>(p0, n, W, n_hist, m, n_cmp, sel, topk,
+                                                               max_keys, idx);
     DSV4_CUDA_LAUNCH_CHECK("build_attn_index_kernel");
     return Status::ok();
 }
 
-Status compressor_emit(const float* a, const float* z, const float* ape, const float* pend_a, const float* pend_z,
-                       const float* prev_a, const float* prev_z, int64_t p0, int64_t n, int64_t m, int64_t c,
-                       int64_t d, int64_t w_first, int64_t n_emit, float* C, int64_t* pos_out, cudaStream_t s) {
+Status compressor_emit(const float* a, const float* z, const float* ape, const float* pend_a,
+                       const float* pend_z, const float* prev_a, const float* prev_z, int64_t p0, int64_t n,
+                       int64_t m, int64_t c, int64_t d, int64_t w_first, int64_t n_emit, float* C,
+                       int64_t* pos_out, cudaStream_t s) {
     (void)n;
     if (n_emit == 0) return Status::ok();
     compressor_emit_kernel<<<dim3(ceil_div_u(d, 128), unsigned(n_emit)), 128, 0, s>>>(
@@ -180,14 +187,14 @@ Status compressor_commit(const float* a, const float* z, const float* ape, float
     if (n == 0) return Status::ok();
     const int64_t p_end = p0 + n;
     if (c == 2 && p_end / m > p0 / m) {  // a window completed in this call
-        compressor_prev_kernel<<<ceil_div_u(m * d, 256), 256, 0, s>>>(a, z, ape, pend_a, pend_z, prev_a, prev_z, p0,
-                                                                      p_end, m, c, d);
+        compressor_prev_kernel<<<ceil_div_u(m * d, 256), 256, 0, s>>>(a, z, ape, pend_a, pend_z, prev_a,
+                                                                      prev_z, p0, p_end, m, c, d);
         DSV4_CUDA_LAUNCH_CHECK("compressor_prev_kernel");
     }
     const int64_t last0 = ((p_end - 1) / m) * m, p_begin = last0 > p0 ? last0 : p0;
     const int64_t n_pos = p_end - p_begin, cd = c * d;
-    compressor_pend_kernel<<<ceil_div_u(n_pos * cd, 256), 256, 0, s>>>(a, z, ape, pend_a, pend_z, p0, p_begin, n_pos,
-                                                                       m, cd);
+    compressor_pend_kernel<<<ceil_div_u(n_pos * cd, 256), 256, 0, s>>>(a, z, ape, pend_a, pend_z, p0, p_begin,
+                                                                       n_pos, m, cd);
     DSV4_CUDA_LAUNCH_CHECK("compressor_pend_kernel");
     return Status::ok();
 }

@@ -48,8 +48,10 @@ __global__ void embed_kernel(const int32_t* ids, DevWeight t, float* out) {
     for (int64_t i = threadIdx.x; i < D; i += blockDim.x) {
         const int64_t at = row * D + i;
         float v;
-        if (t.dtype == DType::f32) v = reinterpret_cast<const float*>(t.data)[at];
-        else if (t.dtype == DType::bf16) v = bf16_bits_to_f32(reinterpret_cast<const uint16_t*>(t.data)[at]);
+        if (t.dtype == DType::f32)
+            v = reinterpret_cast<const float*>(t.data)[at];
+        else if (t.dtype == DType::bf16)
+            v = bf16_bits_to_f32(reinterpret_cast<const uint16_t*>(t.data)[at]);
         else {
             __half_raw hr;
             hr.x = reinterpret_cast<const uint16_t*>(t.data)[at];
@@ -60,7 +62,8 @@ __global__ void embed_kernel(const int32_t* ids, DevWeight t, float* out) {
 }
 
 // follows cpu::swiglu_clamp: h = silu(min(g, lim)) · clamp(u, ±lim)
-__global__ void swiglu_kernel(const float* g, const float* u, int64_t n, int64_t I, int64_t ldg, float lim, float* h) {
+__global__ void swiglu_kernel(const float* g, const float* u, int64_t n, int64_t I, int64_t ldg, float lim,
+                              float* h) {
     const int64_t e = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
     if (e >= n * I) return;
     const int64_t t = e / I, i = e % I;
@@ -79,7 +82,8 @@ __global__ void scale_kernel(float* x, int64_t count, float a) {
 
 }  // namespace
 
-Status rms_norm(const float* x, int64_t rows, int64_t d, const float* w, double eps, float* out, cudaStream_t s) {
+Status rms_norm(const float* x, int64_t rows, int64_t d, const float* w, double eps, float* out,
+                cudaStream_t s) {
     if (rows == 0) return Status::ok();
     rms_norm_kernel<<<unsigned(rows), 256, 0, s>>>(x, d, w, float(eps), out);
     DSV4_CUDA_LAUNCH_CHECK("rms_norm_kernel");
@@ -89,8 +93,8 @@ Status rms_norm(const float* x, int64_t rows, int64_t d, const float* w, double 
 Status rope(float* x, int64_t rows, int64_t heads, int64_t head_stride, int64_t off, int64_t n_pairs,
             const int64_t* pos, const float* inv_freq, bool inverse, cudaStream_t s) {
     if (rows * n_pairs == 0) return Status::ok();
-    rope_kernel<<<ceil_div_u(rows * n_pairs, 256), 256, 0, s>>>(x, rows, heads, head_stride, off, n_pairs, pos,
-                                                               inv_freq, inverse);
+    rope_kernel<<<ceil_div_u(rows * n_pairs, 256), 256, 0, s>>>(x, rows, heads, head_stride, off, n_pairs,
+                                                                pos, inv_freq, inverse);
     DSV4_CUDA_LAUNCH_CHECK("rope_kernel");
     return Status::ok();
 }

@@ -27,28 +27,33 @@ struct DevWeight {
     int block_rows, block_cols;
     int64_t scale_row0;  // row 0 sits at this row of its scale block (row views inside a block)
     static DevWeight from(const WeightRef& w) {
-        return {w.dtype, static_cast<const uint8_t*>(w.data), w.scale, w.n_rows, w.n_cols, w.scale_cols,
-                w.block_rows, w.block_cols, w.scale_row0};
+        return {w.dtype,      static_cast<const uint8_t*>(w.data),
+                w.scale,      w.n_rows,
+                w.n_cols,     w.scale_cols,
+                w.block_rows, w.block_cols,
+                w.scale_row0};
     }
 };
 
 // ---- linear_sm90.cu
 // y[i·ldy + r] = Σ_k x[i·ldx + k]·W[r, k] for i < n, r < w.n_rows (fp32 accumulation, weight dequantized
 // in registers).
-Status linear(const float* x, int64_t n, int64_t ldx, const WeightRef& w, float* y, int64_t ldy, cudaStream_t s);
+Status linear(const float* x, int64_t n, int64_t ldx, const WeightRef& w, float* y, int64_t ldy,
+              cudaStream_t s);
 // Routed experts, grouped: moe_group sorts the n_pairs (token, slot) pairs by expert (esel [n_pairs])
 // into perm [n_pairs] and a chunk table chunks [moe_max_chunks, 3] = {expert, start, count} with
 // *n_chunks used (scratch [E + 1] int32). linear_grouped then computes y[p] = table[e]·x[p / x_div] for
 // every pair p (all table entries of proto's dtype and shape), reading each expert's weight once per chunk.
 int64_t moe_max_chunks(int64_t n_pairs, int64_t E);
-Status moe_group(const int32_t* esel, int64_t n_pairs, int64_t E, int32_t* perm, int32_t* chunks, int32_t* n_chunks,
-                 int32_t* scratch, cudaStream_t s);
+Status moe_group(const int32_t* esel, int64_t n_pairs, int64_t E, int32_t* perm, int32_t* chunks,
+                 int32_t* n_chunks, int32_t* scratch, cudaStream_t s);
 Status linear_grouped(const float* x, int64_t n_pairs, int64_t ldx, int64_t x_div, const DevWeight* table,
-                      const WeightRef& proto, const int32_t* perm, const int32_t* chunks, const int32_t* n_chunks,
-                      int64_t max_chunks, float* y, int64_t ldy, cudaStream_t s);
+                      const WeightRef& proto, const int32_t* perm, const int32_t* chunks,
+                      const int32_t* n_chunks, int64_t max_chunks, float* y, int64_t ldy, cudaStream_t s);
 
 // ---- norm_rope_sm90.cu
-Status rms_norm(const float* x, int64_t rows, int64_t d, const float* w, double eps, float* out, cudaStream_t s);
+Status rms_norm(const float* x, int64_t rows, int64_t d, const float* w, double eps, float* out,
+                cudaStream_t s);
 Status rope(float* x, int64_t rows, int64_t heads, int64_t head_stride, int64_t off, int64_t n_pairs,
             const int64_t* pos, const float* inv_freq, bool inverse, cudaStream_t s);
 Status embed(const int32_t* ids, int64_t n, const WeightRef& table, float* out, cudaStream_t s);
@@ -57,7 +62,8 @@ Status swiglu_clamp(const float* g, const float* u, int64_t n, int64_t I, int64_
 // x[i] *= a for i < count.
 Status scale(float* x, int64_t count, float a, cudaStream_t s);
 
-// ---- hc_sm90.cu (fn [(2+hc)·hc, hc·D], base [(2+hc)·hc], scale [3]; head: fn [hc, hc·D], base [hc], scale [1])
+// ---- hc_sm90.cu (fn [(2+hc)·hc, hc·D], base [(2+hc)·hc], scale [3]; head: fn [hc, hc·D], base [hc], scale
+// [1])
 Status hc_pre(const float* X, int64_t n, int64_t hc, int64_t D, const float* fn, const float* base,
               const float* scale, int sinkhorn_iters, double hc_eps, double norm_eps, float* y, float* post,
               float* comb, cudaStream_t s);
@@ -73,8 +79,8 @@ Status hc_expand(const float* h, int64_t n, int64_t hc, int64_t D, float* X, cud
 Status sink_attention(const float* q, int64_t n, int64_t H, int64_t d, const float* kv, const float* kv2,
                       int64_t split, const int32_t* idx, int64_t max_keys, const float* sink, float scale,
                       float* out, cudaStream_t s);
-Status compress_pool(const float* a, const float* z, int64_t slots, int64_t lda, int64_t ldz, int64_t d, float* C,
-                     cudaStream_t s);
+Status compress_pool(const float* a, const float* z, int64_t slots, int64_t lda, int64_t ldz, int64_t d,
+                     float* C, cudaStream_t s);
 Status indexer_scores(const float* qi, const float* w, int64_t n, int64_t Hi, int64_t di, const float* keys,
                       int64_t n_keys, const int64_t* n_avail, float* scores, cudaStream_t s);
 
@@ -82,13 +88,14 @@ Status indexer_scores(const float* qi, const float* w, int64_t n, int64_t Hi, in
 Status topk_lower_index(const float* scores, int64_t n, int64_t n_cols, const int64_t* n_valid, int64_t k,
                         int32_t* sel, cudaStream_t s);
 // tid2eid: i64 [V, k] device table (hash layers) or null; bias: f32 [E] or null.
-Status moe_route(const float* logits, int64_t n, int64_t E, int64_t k, const int32_t* ids, const int64_t* tid2eid,
-                 int64_t n_vocab, const float* bias, double route_scale, int32_t* out_idx, float* out_w,
-                 cudaStream_t s);
+Status moe_route(const float* logits, int64_t n, int64_t E, int64_t k, const int32_t* ids,
+                 const int64_t* tid2eid, int64_t n_vocab, const float* bias, double route_scale,
+                 int32_t* out_idx, float* out_w, cudaStream_t s);
 
 // ---- model_helpers_sm90.cu (positions of this call: p0 .. p0+n−1, all sizes known on the host)
 // out[t, :] += Σ_j w[t, j]·y[t·k + j, :]   (routed expert outputs, y [n·k, D])
-Status moe_combine(const float* y, const float* w, int64_t n, int64_t k, int64_t D, float* out, cudaStream_t s);
+Status moe_combine(const float* y, const float* w, int64_t n, int64_t k, int64_t D, float* out,
+                   cudaStream_t s);
 // Sliding-window ring [W, d]: writes kv rows of positions p0.. (the last min(n, W) only).
 Status ring_write(const float* kv, int64_t n, int64_t d, int64_t p0, int64_t W, float* ring, cudaStream_t s);
 // pool [n_hist + n, d] = ring rows of positions p0−n_hist .. p0−1, then kv rows.
@@ -103,9 +110,10 @@ Status build_attn_index(int64_t p0, int64_t n, int64_t W, int64_t n_hist, int64_
 // [m, c·d] f32; pend_* [m, c·d], prev_* [m, d] the state at the start of the call. Emits entries of
 // windows w_first .. w_first+n_emit−1 (pooled, before norm/RoPE) into C [n_emit, d] and their RoPE
 // positions into pos_out [n_emit].
-Status compressor_emit(const float* a, const float* z, const float* ape, const float* pend_a, const float* pend_z,
-                       const float* prev_a, const float* prev_z, int64_t p0, int64_t n, int64_t m, int64_t c,
-                       int64_t d, int64_t w_first, int64_t n_emit, float* C, int64_t* pos_out, cudaStream_t s);
+Status compressor_emit(const float* a, const float* z, const float* ape, const float* pend_a,
+                       const float* pend_z, const float* prev_a, const float* prev_z, int64_t p0, int64_t n,
+                       int64_t m, int64_t c, int64_t d, int64_t w_first, int64_t n_emit, float* C,
+                       int64_t* pos_out, cudaStream_t s);
 // Updates prev (A halves of the last window completed in this call) and then pend (this call's tokens
 // of the last, possibly incomplete, window). Call after compressor_emit.
 Status compressor_commit(const float* a, const float* z, const float* ape, float* pend_a, float* pend_z,

@@ -33,14 +33,16 @@ __global__ void topk_rank_kernel(const float* scores, int64_t n_cols, const int6
 }
 
 // PyTorch softplus (beta 1, threshold 20)
-__device__ __forceinline__ float softplus_dev(float x) { return x > 20.0f ? x : log1pf(expf(x)); }
+__device__ __forceinline__ float softplus_dev(float x) {
+    return x > 20.0f ? x : log1pf(expf(x));
+}
 
 constexpr int kRouteThreads = 256;
 
 // One CTA per token; scores in dynamic shared memory [E].
 __global__ void __launch_bounds__(kRouteThreads)
-moe_route_kernel(const float* logits, int64_t E, int64_t k, const int32_t* ids, const int64_t* tid2eid,
-                 int64_t n_vocab, const float* bias, float route_scale, int32_t* out_idx, float* out_w) {
+    moe_route_kernel(const float* logits, int64_t E, int64_t k, const int32_t* ids, const int64_t* tid2eid,
+                     int64_t n_vocab, const float* bias, float route_scale, int32_t* out_idx, float* out_w) {
     extern __shared__ float s[];  // [E]
     const int64_t t = blockIdx.x;
     int32_t* idx = out_idx + t * k;
@@ -65,7 +67,8 @@ moe_route_kernel(const float* logits, int64_t E, int64_t k, const int32_t* ids, 
         float sum = 0.0f;
         for (int64_t j = 0; j < k; ++j) sum += idx[j] >= 0 ? s[idx[j]] : __uint_as_float(0x7fc00000u);
         for (int64_t j = 0; j < k; ++j)
-            out_w[t * k + j] = (idx[j] >= 0 ? s[idx[j]] : __uint_as_float(0x7fc00000u)) / (sum + 1e-20f) * route_scale;
+            out_w[t * k + j] =
+                (idx[j] >= 0 ? s[idx[j]] : __uint_as_float(0x7fc00000u)) / (sum + 1e-20f) * route_scale;
     }
 }
 
@@ -75,21 +78,22 @@ Status topk_lower_index(const float* scores, int64_t n, int64_t n_cols, const in
                         int32_t* sel, cudaStream_t s) {
     if (n == 0 || k == 0) return Status::ok();
     const int64_t cols = n_cols > k ? n_cols : k;
-    topk_rank_kernel<<<dim3(ceil_div_u(cols, 256), unsigned(n)), 256, 0, s>>>(scores, n_cols, n_valid, k, sel);
+    topk_rank_kernel<<<dim3(ceil_div_u(cols, 256), unsigned(n)), 256, 0, s>>>(scores, n_cols, n_valid, k,
+                                                                              sel);
     DSV4_CUDA_LAUNCH_CHECK("topk_rank_kernel");
     return Status::ok();
 }
 
-Status moe_route(const float* logits, int64_t n, int64_t E, int64_t k, const int32_t* ids, const int64_t* tid2eid,
-                 int64_t n_vocab, const float* bias, double route_scale, int32_t* out_idx, float* out_w,
-                 cudaStream_t s) {
+Status moe_route(const float* logits, int64_t n, int64_t E, int64_t k, const int32_t* ids,
+                 const int64_t* tid2eid, int64_t n_vocab, const float* bias, double route_scale,
+                 int32_t* out_idx, float* out_w, cudaStream_t s) {
     if (k > E) return error("cuda::moe_route: top-{} of {} experts", k, E);
     if (n == 0) return Status::ok();
     // NOTE(cuda): shared memory padded by 4 floats: compute-sanitizer saw 12-byte shared loads from the
     // unrolled rank loop read past s[E − 1] when E = 9 (the values read there are never used).
     const size_t smem = size_t(E + 4) * sizeof(float);
-    moe_route_kernel<<<unsigned(n), kRouteThreads, smem, s>>>(
-        logits, E, k, ids, tid2eid, n_vocab, bias, float(route_scale), out_idx, out_w);
+    moe_route_kernel<<<unsigned(n), kRouteThreads, smem, s>>>(logits, E, k, ids, tid2eid, n_vocab, bias,
+                                                              float(route_scale), out_idx, out_w);
     DSV4_CUDA_LAUNCH_CHECK("moe_route_kernel");
     return Status::ok();
 }
