@@ -6,12 +6,16 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 DSV4_APT_PACKAGES=(build-essential cmake ninja-build pkg-config git ca-certificates
     nlohmann-json3-dev libcli11-dev libfmt-dev libspdlog-dev libonig-dev libcpp-httplib-dev
-    libgtest-dev libgmock-dev libbenchmark-dev clang-format nodejs npm)
+    libgtest-dev libgmock-dev libbenchmark-dev)
 
 missing=()
 for p in "${DSV4_APT_PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+# Tools are checked as commands: a machine may already have them from elsewhere (e.g. a newer Node).
+command -v clang-format >/dev/null || missing+=(clang-format)
+command -v node >/dev/null || missing+=(nodejs)
+command -v npm >/dev/null || missing+=(npm)
 if ((${#missing[@]})); then
     echo "dsv4 setup: installing ${missing[*]}"
     SUDO=""

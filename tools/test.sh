@@ -11,6 +11,9 @@ git ls-files 'src/*.h' 'src/*.cpp' 'src/*.cu' 'src/*.cuh' 'tests/*.cpp' 'tests/*
     | xargs clang-format --dry-run --Werror
 python3 tools/check_layering.py
 
+echo "== npm test dependencies (the official openai client; its test skips if this fails)"
+(cd tests/server/openai_client && npm ci --no-audit --no-fund --silent) || echo "warning: npm ci failed"
+
 echo "== tests"
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
 ctest --test-dir build --output-on-failure -j "${DSV4_JOBS:-$(nproc)}"
