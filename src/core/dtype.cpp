@@ -119,19 +119,27 @@ uint8_t f32_to_e2m1(float f) {
     return uint8_t(sign | code);
 }
 
+namespace {
+// Element i of a buffer that may be misaligned (safetensors packs tensors back to back).
+template <typename T>
+inline T load_at(const void* src, int64_t i) {
+    T v;
+    std::memcpy(&v, static_cast<const uint8_t*>(src) + i * int64_t(sizeof(T)), sizeof(T));
+    return v;
+}
+}  // namespace
+
 void convert_to_f32(DType t, const void* src, float* dst, int64_t n) {
     switch (t) {
         case DType::f32:
             std::memcpy(dst, src, size_t(n) * 4);
             return;
         case DType::bf16: {
-            auto* s = static_cast<const uint16_t*>(src);
-            for (int64_t i = 0; i < n; ++i) dst[i] = bf16_to_f32(s[i]);
+            for (int64_t i = 0; i < n; ++i) dst[i] = bf16_to_f32(load_at<uint16_t>(src, i));
             return;
         }
         case DType::f16: {
-            auto* s = static_cast<const uint16_t*>(src);
-            for (int64_t i = 0; i < n; ++i) dst[i] = f16_to_f32(s[i]);
+            for (int64_t i = 0; i < n; ++i) dst[i] = f16_to_f32(load_at<uint16_t>(src, i));
             return;
         }
         case DType::f8_e4m3: {
@@ -150,18 +158,15 @@ void convert_to_f32(DType t, const void* src, float* dst, int64_t n) {
             return;
         }
         case DType::i64: {
-            auto* s = static_cast<const int64_t*>(src);
-            for (int64_t i = 0; i < n; ++i) dst[i] = float(s[i]);
+            for (int64_t i = 0; i < n; ++i) dst[i] = float(load_at<int64_t>(src, i));
             return;
         }
         case DType::i32: {
-            auto* s = static_cast<const int32_t*>(src);
-            for (int64_t i = 0; i < n; ++i) dst[i] = float(s[i]);
+            for (int64_t i = 0; i < n; ++i) dst[i] = float(load_at<int32_t>(src, i));
             return;
         }
         case DType::i16: {
-            auto* s = static_cast<const int16_t*>(src);
-            for (int64_t i = 0; i < n; ++i) dst[i] = float(s[i]);
+            for (int64_t i = 0; i < n; ++i) dst[i] = float(load_at<int16_t>(src, i));
             return;
         }
         case DType::i8: {

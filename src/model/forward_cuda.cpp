@@ -5,6 +5,8 @@
 // host<->device traffic is the token ids/positions in and the logits out.
 #include "model/forward_cuda.h"
 
+#include <cstring>
+
 #if DSV4_HAVE_CUDA
 
 #include <cuda_runtime_api.h>
@@ -334,11 +336,14 @@ struct CudaForward::Impl {
             DSV4_TRY(up_weight(L.sh_w2, D.sh_w2));
             DSV4_TRY(up_weight(L.sh_w3, D.sh_w3));
             if (cfg.is_hash_layer(il)) {
-                const auto* t = static_cast<const int64_t*>(L.tid2eid.data);
-                for (int64_t i = 0; i < L.tid2eid.numel(); ++i)
-                    if (t[i] < 0 || t[i] >= cfg.n_routed_experts)
-                        return error("layer {}: tid2eid[{}] = {} outside [0, {})", il, i, t[i],
+                const void* t = L.tid2eid.data;  // may be misaligned in the mmap: read through memcpy
+                for (int64_t i = 0; i < L.tid2eid.numel(); ++i) {
+                    int64_t e;
+                    std::memcpy(&e, static_cast<const uint8_t*>(t) + i * 8, 8);
+                    if (e < 0 || e >= cfg.n_routed_experts)
+                        return error("layer {}: tid2eid[{}] = {} outside [0, {})", il, i, e,
                                      cfg.n_routed_experts);
+                }
                 int64_t* dt = nullptr;
                 DSV4_TRY(mem.upload(&dt, t, size_t(L.tid2eid.numel()) * 8));
                 D.tid2eid = dt;

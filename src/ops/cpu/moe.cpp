@@ -3,6 +3,7 @@
 // DeepseekV4TopkRouter / DeepseekV4Experts.
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <numeric>
 #include <vector>
 
@@ -31,10 +32,13 @@ void moe_route(const float* logits, int64_t n, int64_t E, int64_t k, const int32
             DSV4_ASSERT(tid2eid->dtype == DType::i64 && tid2eid->n_cols == k, "tid2eid must be i64 [V, {}]",
                         k);
             DSV4_ASSERT(ids[t] >= 0 && ids[t] < tid2eid->n_rows, "token id {} outside tid2eid", ids[t]);
-            const auto* row = static_cast<const int64_t*>(tid2eid->data) + int64_t(ids[t]) * k;
+            // NOTE: safetensors packs tensors back to back, so an i64 table in the mmap may be misaligned.
+            const auto* row = static_cast<const uint8_t*>(tid2eid->data) + (int64_t(ids[t]) * k) * 8;
             for (int64_t j = 0; j < k; ++j) {
-                DSV4_ASSERT(row[j] >= 0 && row[j] < E, "tid2eid[{}] = {} outside [0, {})", ids[t], row[j], E);
-                idx[j] = int32_t(row[j]);
+                int64_t e;
+                std::memcpy(&e, row + j * 8, 8);
+                DSV4_ASSERT(e >= 0 && e < E, "tid2eid[{}] = {} outside [0, {})", ids[t], e, E);
+                idx[j] = int32_t(e);
             }
         } else {
             std::vector<int32_t> order(static_cast<size_t>(E));
