@@ -113,27 +113,15 @@ bool pump(ServerContext& ctx, ChatStream& s, httplib::DataSink& sink) {
         if (!write(sse_event(chunk(s, ojson::object(), nullptr, ojson{{"content", out.logprobs}}))))
             return false;
     if (fin) {
-        if (s.gen->finish_reason() == "error") {
-            ApiError e;
-            e.status = 500;
-            e.type = "internal_error";
-            e.message = fmt::format("generation failed: {}", s.gen->error());
-            if (!write("data: " + error_body(e) + "\n\n")) return false;
-        } else {
-            if (!write(sse_event(chunk(s, ojson::object(), s.gen->finish_reason())))) return false;
-        }
+        ojson usage = nullptr;
         if (s.include_usage) {
-            ojson u;
-            u["id"] = s.id;
-            u["object"] = "chat.completion.chunk";
-            u["created"] = s.created;
-            u["model"] = s.model;
-            u["choices"] = ojson::array();
-            u["usage"] = usage_json(s.gen->prompt_tokens(), s.gen->completion_tokens(),
-                                    s.gen->cached_tokens(), s.gen->reasoning_tokens());
-            if (!write(sse_event(u))) return false;
+            usage = chunk(s, ojson::object());
+            usage["choices"] = ojson::array();
+            usage["usage"] = usage_json(s.gen->prompt_tokens(), s.gen->completion_tokens(),
+                                        s.gen->cached_tokens(), s.gen->reasoning_tokens());
         }
-        if (!write("data: [DONE]\n\n")) return false;
+        if (!finish_sse_stream(*s.gen, write, chunk(s, ojson::object(), s.gen->finish_reason()), usage))
+            return false;
         s.done = true;
         sink.done();
         return true;

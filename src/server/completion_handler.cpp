@@ -78,24 +78,15 @@ bool pump(ServerContext& ctx, CompletionStream& s, httplib::DataSink& sink) {
         if (!write(sse_event(completion_obj(s.id, s.created, s.model, text, lp, nullptr)))) return false;
     }
     if (fin) {
-        if (s.gen->finish_reason() == "error") {
-            ApiError e;
-            e.status = 500;
-            e.type = "internal_error";
-            e.message = fmt::format("generation failed: {}", s.gen->error());
-            if (!write("data: " + error_body(e) + "\n\n")) return false;
-        } else if (!write(sse_event(
-                       completion_obj(s.id, s.created, s.model, "", nullptr, s.gen->finish_reason())))) {
-            return false;
-        }
+        ojson usage = nullptr;
         if (s.include_usage) {
-            ojson u = completion_obj(s.id, s.created, s.model, "", nullptr, nullptr);
-            u["choices"] = ojson::array();
-            u["usage"] =
+            usage = completion_obj(s.id, s.created, s.model, "", nullptr, nullptr);
+            usage["choices"] = ojson::array();
+            usage["usage"] =
                 usage_json(s.gen->prompt_tokens(), s.gen->completion_tokens(), s.gen->cached_tokens(), 0);
-            if (!write(sse_event(u))) return false;
         }
-        if (!write("data: [DONE]\n\n")) return false;
+        ojson final_chunk = completion_obj(s.id, s.created, s.model, "", nullptr, s.gen->finish_reason());
+        if (!finish_sse_stream(*s.gen, write, final_chunk, usage)) return false;
         s.done = true;
         sink.done();
         return true;

@@ -115,4 +115,19 @@ void handle_health(ServerContext& ctx, const httplib::Request&, httplib::Respons
     res.set_content("{\"status\":\"ok\"}", "application/json");
 }
 
+bool finish_sse_stream(const Generation& gen, const SseWrite& write,
+                       const nlohmann::ordered_json& final_chunk, const nlohmann::ordered_json& usage_chunk) {
+    if (gen.finish_reason() == "error") {
+        ApiError e;
+        e.status = 500;
+        e.type = "internal_error";
+        e.message = fmt::format("generation failed: {}", gen.error());
+        if (!write("data: " + error_body(e) + "\n\n")) return false;
+    } else if (!write(sse_event(final_chunk))) {
+        return false;
+    }
+    if (!usage_chunk.is_null() && !write(sse_event(usage_chunk))) return false;
+    return write("data: [DONE]\n\n");
+}
+
 }  // namespace dsv4

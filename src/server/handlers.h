@@ -4,6 +4,10 @@
 
 #include <httplib.h>
 
+#include <functional>
+#include <string>
+
+#include "server/generation.h"
 #include "server/openai_types.h"
 #include "server/server_context.h"
 
@@ -25,5 +29,12 @@ bool submit_request(ServerContext& ctx, Request r, RequestStream& out, ApiError&
 bool finalize_sampling(ServerContext& ctx, GenerationParams& g, size_t n_prompt, ApiError& err);
 std::string new_id(ServerContext& ctx, const char* prefix);
 nlohmann::ordered_json usage_json(int n_prompt, int n_completion, int n_cached, int n_reasoning);
+
+// Writes one SSE chunk; false once the client is gone.
+using SseWrite = std::function<bool(const std::string&)>;
+// Ends a stream whose generation finished: an error event (finish_reason "error") or `final_chunk`,
+// then `usage_chunk` unless it is null, then "data: [DONE]".
+bool finish_sse_stream(const Generation& gen, const SseWrite& write,
+                       const nlohmann::ordered_json& final_chunk, const nlohmann::ordered_json& usage_chunk);
 
 }  // namespace dsv4
