@@ -359,127 +359,156 @@ struct CudaForward::Impl {
         return Status::ok();
     }
 
-    // ---- one forward call: the tokens at positions p0 .. p0+n−1
+    // ---- one forward call over several sequences: sequence q feeds its tokens at positions
+    // p0 .. p0+n−1; all tokens are stacked (rows off .. off+n−1 of every activation). Token-parallel ops
+    // (projections, norms, RoPE, MoE, hyper-connections, head) run once over all rows; the ops that read a
+    // sequence's own state (compressors, indexer, key pools, sink attention, window ring) run per sequence.
+    struct Seq {
+        CudaSeqState* st;
+        int64_t p0, n, off;
+    };
     struct Step {
-        int64_t p0, n;
-        const int32_t* ids;      // [n] device
-        const int64_t* pos;      // [n] device
-        const int64_t* navail4;  // [n] device: (pos + 1) / 4, the CSA entries a query may see
+        int64_t N;               // all tokens of the call
+        const int32_t* ids;      // [N] device
+        const int64_t* pos;      // [N] device
+        const int64_t* navail4;  // [N] device: (pos + 1) / 4, the CSA entries a query may see
+        std::vector<Seq> seqs;
     };
 
+    // Projects x [N, D] for one compressor kind into a, z [N, c·d] (the caller passes the widths); then
+    // per sequence emits the completed windows' entries (normed, RoPE'd) and commits the pending state.
     Status compressor(const Step& S, const WeightRef& wkv, const WeightRef& wgate, const float* ape,
-                      const float* nrm, const float* x, DevCompressor& c) const {
-        const int64_t n = S.n, m = c.m, cd = c.c * c.d, d = c.d, rd = cfg.qk_rope_head_dim,
-                      D = cfg.hidden_size;
+                      const float* nrm, const float* x, int il, bool index_keys) const {
+        const int64_t N = S.N, rd = cfg.qk_rope_head_dim, D = cfg.hidden_size;
+        const DevCompressor& c0 =
+            index_keys ? S.seqs[0].st->layers[size_t(il)].idx : S.seqs[0].st->layers[size_t(il)].cmp;
+        const int64_t m = c0.m, cd = c0.c * c0.d, d = c0.d;
         float *a, *z;
-        DSV4_TRY_ASSIGN(a, ws.get<float>(n * cd));
-        DSV4_TRY_ASSIGN(z, ws.get<float>(n * cd));
-        DSV4_TRY(cuda::linear(x, n, D, wkv, a, cd, stream));
-        DSV4_TRY(cuda::linear(x, n, D, wgate, z, cd, stream));
-        const int64_t w_first = S.p0 / m, n_emit = (S.p0 + n) / m - w_first;
-        if (n_emit > 0) {
-            DSV4_TRY(CudaSeqState::reserve(c, c.n_entries + n_emit, stream));
-            float* C = c.entries + c.n_entries * d;
-            int64_t* epos;
-            DSV4_TRY_ASSIGN(epos, ws.get<int64_t>(n_emit));
-            DSV4_TRY(cuda::compressor_emit(a, z, ape, c.pend_a, c.pend_z, c.prev_a, c.prev_z, S.p0, n, m, c.c,
-                                           d, w_first, n_emit, C, epos, stream));
-            DSV4_TRY(cuda::rms_norm(C, n_emit, d, nrm, cfg.rms_norm_eps, C, stream));
-            DSV4_TRY(cuda::rope(C, n_emit, 1, d, d - rd, rd / 2, epos, inv_compress, false, stream));
+        DSV4_TRY_ASSIGN(a, ws.get<float>(N * cd));
+        DSV4_TRY_ASSIGN(z, ws.get<float>(N * cd));
+        DSV4_TRY(cuda::linear(x, N, D, wkv, a, cd, stream));
+        DSV4_TRY(cuda::linear(x, N, D, wgate, z, cd, stream));
+        for (const Seq& q : S.seqs) {
+            DevLayerState& L = q.st->layers[size_t(il)];
+            DevCompressor& c = index_keys ? L.idx : L.cmp;
+            const float *qa = a + q.off * cd, *qz = z + q.off * cd;
+            const int64_t w_first = q.p0 / m, n_emit = (q.p0 + q.n) / m - w_first;
+            if (n_emit > 0) {
+                DSV4_TRY(CudaSeqState::reserve(c, c.n_entries + n_emit, stream));
+                float* C = c.entries + c.n_entries * d;
+                int64_t* epos;
+                DSV4_TRY_ASSIGN(epos, ws.get<int64_t>(n_emit));
+                DSV4_TRY(cuda::compressor_emit(qa, qz, ape, c.pend_a, c.pend_z, c.prev_a, c.prev_z, q.p0, q.n,
+                                               m, c.c, d, w_first, n_emit, C, epos, stream));
+                DSV4_TRY(cuda::rms_norm(C, n_emit, d, nrm, cfg.rms_norm_eps, C, stream));
+                DSV4_TRY(cuda::rope(C, n_emit, 1, d, d - rd, rd / 2, epos, inv_compress, false, stream));
+            }
+            DSV4_TRY(cuda::compressor_commit(qa, qz, ape, c.pend_a, c.pend_z, c.prev_a, c.prev_z, q.p0, q.n,
+                                             m, c.c, d, stream));
+            c.n_entries += n_emit;
         }
-        DSV4_TRY(cuda::compressor_commit(a, z, ape, c.pend_a, c.pend_z, c.prev_a, c.prev_z, S.p0, n, m, c.c,
-                                         d, stream));
-        c.n_entries += n_emit;
         return Status::ok();
     }
 
-    // Lightning indexer (spec §6.6): sel [n, index_topk] (−1 padded).
-    Result<int32_t*> indexer(const Step& S, const DevLayer& L, const float* x, const float* cq,
-                             DevLayerState& st) const {
-        const int64_t n = S.n, HI = cfg.index_n_heads, dI = cfg.index_head_dim, rd = cfg.qk_rope_head_dim;
+    // Lightning indexer (spec §6.6): sel [N, index_topk] (−1 padded), each sequence over its own keys.
+    Result<int32_t*> indexer(const Step& S, int il, const float* x, const float* cq) const {
+        const DevLayer& L = layers[size_t(il)];
+        const int64_t N = S.N, HI = cfg.index_n_heads, dI = cfg.index_head_dim, rd = cfg.qk_rope_head_dim;
         const int64_t rq = cfg.q_lora_rank, D = cfg.hidden_size, topk = cfg.index_topk;
-        DSV4_TRY(compressor(S, L.idx_cmp_wkv, L.idx_cmp_wgate, L.idx_cmp_ape, L.idx_cmp_norm, x, st.idx));
-        float *qi, *wts, *scores;
-        DSV4_TRY_ASSIGN(qi, ws.get<float>(n * HI * dI));
-        DSV4_TRY_ASSIGN(wts, ws.get<float>(n * HI));
-        DSV4_TRY(cuda::linear(cq, n, rq, L.idx_wq_b, qi, HI * dI, stream));
-        DSV4_TRY(cuda::rope(qi, n, HI, dI, dI - rd, rd / 2, S.pos, inv_compress, false, stream));
-        DSV4_TRY(cuda::linear(x, n, D, L.idx_weights_proj, wts, HI, stream));
+        DSV4_TRY(compressor(S, L.idx_cmp_wkv, L.idx_cmp_wgate, L.idx_cmp_ape, L.idx_cmp_norm, x, il, true));
+        float *qi, *wts;
+        DSV4_TRY_ASSIGN(qi, ws.get<float>(N * HI * dI));
+        DSV4_TRY_ASSIGN(wts, ws.get<float>(N * HI));
+        DSV4_TRY(cuda::linear(cq, N, rq, L.idx_wq_b, qi, HI * dI, stream));
+        DSV4_TRY(cuda::rope(qi, N, HI, dI, dI - rd, rd / 2, S.pos, inv_compress, false, stream));
+        DSV4_TRY(cuda::linear(x, N, D, L.idx_weights_proj, wts, HI, stream));
         const float wscale = 1.0f / (std::sqrt(float(dI)) * std::sqrt(float(HI)));
-        DSV4_TRY(cuda::scale(wts, n * HI, wscale, stream));
-        const int64_t n_keys = st.idx.n_entries;
-        DSV4_TRY_ASSIGN(scores, ws.get<float>(n * std::max<int64_t>(n_keys, 1)));
-        DSV4_TRY(cuda::indexer_scores(qi, wts, n, HI, dI, st.idx.entries, n_keys, S.navail4, scores, stream));
+        DSV4_TRY(cuda::scale(wts, N * HI, wscale, stream));
         int32_t* sel;
-        DSV4_TRY_ASSIGN(sel, ws.get<int32_t>(n * topk));
-        DSV4_TRY(cuda::topk_lower_index(scores, n, n_keys, S.navail4, topk, sel, stream));
+        DSV4_TRY_ASSIGN(sel, ws.get<int32_t>(N * topk));
+        for (const Seq& q : S.seqs) {
+            const DevCompressor& ic = q.st->layers[size_t(il)].idx;
+            const int64_t n_keys = ic.n_entries;
+            float* scores;
+            DSV4_TRY_ASSIGN(scores, ws.get<float>(q.n * std::max<int64_t>(n_keys, 1)));
+            DSV4_TRY(cuda::indexer_scores(qi + q.off * HI * dI, wts + q.off * HI, q.n, HI, dI, ic.entries,
+                                          n_keys, S.navail4 + q.off, scores, stream));
+            DSV4_TRY(cuda::topk_lower_index(scores, q.n, n_keys, S.navail4 + q.off, topk, sel + q.off * topk,
+                                            stream));
+        }
         return sel;
     }
 
-    Status attention(const Step& S, int il, const float* x, DevLayerState& st, float* out) const {
+    Status attention(const Step& S, int il, const float* x, float* out) const {
         const DevLayer& L = layers[size_t(il)];
-        const int64_t n = S.n, H = cfg.num_attention_heads, dh = cfg.head_dim, D = cfg.hidden_size;
+        const int64_t N = S.N, H = cfg.num_attention_heads, dh = cfg.head_dim, D = cfg.hidden_size;
         const int64_t rd = cfg.qk_rope_head_dim, nope = dh - rd, rq = cfg.q_lora_rank, W = cfg.sliding_window;
         const int64_t G = cfg.o_groups, ro = cfg.o_lora_rank, m = cfg.compress_ratio(il);
         const float* inv = m == 0 ? inv_main : inv_compress;
         const double eps = cfg.rms_norm_eps;
         float *cq, *q, *kv;
-        DSV4_TRY_ASSIGN(cq, ws.get<float>(n * rq));
-        DSV4_TRY_ASSIGN(q, ws.get<float>(n * H * dh));
-        DSV4_TRY_ASSIGN(kv, ws.get<float>(n * dh));
+        DSV4_TRY_ASSIGN(cq, ws.get<float>(N * rq));
+        DSV4_TRY_ASSIGN(q, ws.get<float>(N * H * dh));
+        DSV4_TRY_ASSIGN(kv, ws.get<float>(N * dh));
         // 1. queries
-        DSV4_TRY(cuda::linear(x, n, D, L.wq_a, cq, rq, stream));
-        DSV4_TRY(cuda::rms_norm(cq, n, rq, L.q_norm, eps, cq, stream));
-        DSV4_TRY(cuda::linear(cq, n, rq, L.wq_b, q, H * dh, stream));
-        DSV4_TRY(cuda::rms_norm(q, n * H, dh, nullptr, eps, q, stream));
-        DSV4_TRY(cuda::rope(q, n, H, dh, nope, rd / 2, S.pos, inv, false, stream));
+        DSV4_TRY(cuda::linear(x, N, D, L.wq_a, cq, rq, stream));
+        DSV4_TRY(cuda::rms_norm(cq, N, rq, L.q_norm, eps, cq, stream));
+        DSV4_TRY(cuda::linear(cq, N, rq, L.wq_b, q, H * dh, stream));
+        DSV4_TRY(cuda::rms_norm(q, N * H, dh, nullptr, eps, q, stream));
+        DSV4_TRY(cuda::rope(q, N, H, dh, nope, rd / 2, S.pos, inv, false, stream));
         mark("attn.q");
         // 2. the shared K=V head
-        DSV4_TRY(cuda::linear(x, n, D, L.wkv, kv, dh, stream));
-        DSV4_TRY(cuda::rms_norm(kv, n, dh, L.kv_norm, eps, kv, stream));
-        DSV4_TRY(cuda::rope(kv, n, 1, dh, nope, rd / 2, S.pos, inv, false, stream));
+        DSV4_TRY(cuda::linear(x, N, D, L.wkv, kv, dh, stream));
+        DSV4_TRY(cuda::rms_norm(kv, N, dh, L.kv_norm, eps, kv, stream));
+        DSV4_TRY(cuda::rope(kv, N, 1, dh, nope, rd / 2, S.pos, inv, false, stream));
         mark("attn.kv");
         // 3. compressed entries and the indexer's choice among them
         int32_t* sel = nullptr;
-        if (m != 0) DSV4_TRY(compressor(S, L.cmp_wkv, L.cmp_wgate, L.cmp_ape, L.cmp_norm, x, st.cmp));
+        if (m != 0) DSV4_TRY(compressor(S, L.cmp_wkv, L.cmp_wgate, L.cmp_ape, L.cmp_norm, x, il, false));
         if (m != 0) mark("attn.compressor");
         if (m == 4) {
-            DSV4_TRY_ASSIGN(sel, indexer(S, L, x, cq, st));
+            DSV4_TRY_ASSIGN(sel, indexer(S, il, x, cq));
             mark("attn.indexer");
         }
-        // 4. key pool = [window history | this call's kv] ∪ compressed entries (a second segment)
-        const int64_t hist0 = std::max<int64_t>(0, S.p0 - (W - 1)), n_hist = S.p0 - hist0;
-        const int64_t n_cmp = m ? st.cmp.n_entries : 0;
-        const int64_t max_keys = W + (m == 0 ? 0 : (m == 4 ? cfg.index_topk : n_cmp));
-        float* pool;
-        int32_t* idx;
-        DSV4_TRY_ASSIGN(pool, ws.get<float>((n_hist + n) * dh));
-        DSV4_TRY_ASSIGN(idx, ws.get<int32_t>(n * max_keys));
-        DSV4_TRY(cuda::attn_pool_build(st.ring, W, S.p0, n_hist, kv, n, dh, pool, stream));
-        DSV4_TRY(
-            cuda::build_attn_index(S.p0, n, W, n_hist, m, n_cmp, sel, cfg.index_topk, max_keys, idx, stream));
-        // 5. sink attention, 6. de-rotation, grouped low-rank output
+        // 4.–5. per sequence: key pool = [window history | this call's kv] ∪ compressed entries (a second
+        // segment), key lists, sink attention; then the window ring update
         float *o, *u;
-        DSV4_TRY_ASSIGN(o, ws.get<float>(n * H * dh));
-        DSV4_TRY_ASSIGN(u, ws.get<float>(n * G * ro));
-        DSV4_TRY(cuda::sink_attention(q, n, H, dh, pool, m ? st.cmp.entries : nullptr, n_hist + n, idx,
-                                      max_keys, L.attn_sink, 1.0f / std::sqrt(float(dh)), o, stream));
-        DSV4_TRY(cuda::rope(o, n, H, dh, nope, rd / 2, S.pos, inv, true, stream));
+        DSV4_TRY_ASSIGN(o, ws.get<float>(N * H * dh));
+        DSV4_TRY_ASSIGN(u, ws.get<float>(N * G * ro));
+        for (const Seq& sq : S.seqs) {
+            DevLayerState& st = sq.st->layers[size_t(il)];
+            const int64_t hist0 = std::max<int64_t>(0, sq.p0 - (W - 1)), n_hist = sq.p0 - hist0;
+            const int64_t n_cmp = m ? st.cmp.n_entries : 0;
+            const int64_t max_keys = W + (m == 0 ? 0 : (m == 4 ? cfg.index_topk : n_cmp));
+            float* pool;
+            int32_t* idx;
+            DSV4_TRY_ASSIGN(pool, ws.get<float>((n_hist + sq.n) * dh));
+            DSV4_TRY_ASSIGN(idx, ws.get<int32_t>(sq.n * max_keys));
+            const float* qkv = kv + sq.off * dh;
+            DSV4_TRY(cuda::attn_pool_build(st.ring, W, sq.p0, n_hist, qkv, sq.n, dh, pool, stream));
+            DSV4_TRY(cuda::build_attn_index(sq.p0, sq.n, W, n_hist, m, n_cmp,
+                                            sel ? sel + sq.off * cfg.index_topk : nullptr, cfg.index_topk,
+                                            max_keys, idx, stream));
+            DSV4_TRY(cuda::sink_attention(
+                q + sq.off * H * dh, sq.n, H, dh, pool, m ? st.cmp.entries : nullptr, n_hist + sq.n, idx,
+                max_keys, L.attn_sink, 1.0f / std::sqrt(float(dh)), o + sq.off * H * dh, stream));
+            DSV4_TRY(cuda::ring_write(qkv, sq.n, dh, sq.p0, W, st.ring, stream));
+        }
+        // 6. de-rotation, grouped low-rank output
+        DSV4_TRY(cuda::rope(o, N, H, dh, nope, rd / 2, S.pos, inv, true, stream));
         mark("attn.core");
         const int64_t gin = H * dh / G;
         for (int64_t g = 0; g < G; ++g)
             DSV4_TRY(
-                cuda::linear(o + g * gin, n, H * dh, L.wo_a.rows(g * ro, ro), u + g * ro, G * ro, stream));
-        DSV4_TRY(cuda::linear(u, n, G * ro, L.wo_b, out, D, stream));
-        // window ring update
-        DSV4_TRY(cuda::ring_write(kv, n, dh, S.p0, W, st.ring, stream));
+                cuda::linear(o + g * gin, N, H * dh, L.wo_a.rows(g * ro, ro), u + g * ro, G * ro, stream));
+        DSV4_TRY(cuda::linear(u, N, G * ro, L.wo_b, out, D, stream));
         mark("attn.out");
         return Status::ok();
     }
 
     Status moe(const Step& S, int il, const float* x, float* out) const {
         const DevLayer& L = layers[size_t(il)];
-        const int64_t n = S.n, D = cfg.hidden_size, E = cfg.n_routed_experts, k = cfg.num_experts_per_tok;
+        const int64_t n = S.N, D = cfg.hidden_size, E = cfg.n_routed_experts, k = cfg.num_experts_per_tok;
         const int64_t Is = L.sh_w1.n_rows, I = L.w1_proto.n_rows;
         float *logits, *wsel, *g, *u, *h, *G, *U, *Hh, *Y;
         int32_t* esel;
@@ -526,60 +555,83 @@ struct CudaForward::Impl {
         return Status::ok();
     }
 
-    Status forward(CudaSeqState& st, int64_t p0, std::span<const int32_t> ids, std::vector<float>& logits_out,
-                   bool all_logits) const {
-        const int64_t n = int64_t(ids.size()), D = cfg.hidden_size, hc = cfg.hc_mult, V = cfg.vocab_size;
+    // items: (state, n_past, ids, all_logits); logits_out: per item n (all_logits) or 1 rows of [V].
+    Status forward(std::span<const CudaForward::Item> items, std::span<CudaSeqState* const> states,
+                   std::vector<float>& logits_out) const {
+        const int64_t D = cfg.hidden_size, hc = cfg.hc_mult, V = cfg.vocab_size;
         const double eps = cfg.rms_norm_eps;
         ws.reset();
-        // step metadata: ids, positions, CSA visibility (one small upload)
-        std::vector<int64_t> meta(size_t(2 * n));
-        for (int64_t i = 0; i < n; ++i) meta[i] = p0 + i, meta[n + i] = (p0 + i + 1) / 4;
+        Step S;
+        int64_t N = 0, n_out = 0;
+        for (size_t i = 0; i < items.size(); ++i) {
+            const int64_t n = int64_t(items[i].ids.size());
+            S.seqs.push_back({states[i], items[i].st->n_past, n, N});
+            N += n;
+            n_out += items[i].all_logits ? n : 1;
+        }
+        S.N = N;
+        // step metadata: ids, positions, CSA visibility, head rows (one small upload)
+        std::vector<int64_t> meta(size_t(2 * N + n_out));
+        std::vector<int32_t> tok(static_cast<size_t>(N));
+        int64_t r = 0;
+        for (size_t i = 0; i < items.size(); ++i) {
+            const Seq& q = S.seqs[i];
+            for (int64_t j = 0; j < q.n; ++j) {
+                const int64_t t = q.off + j, p = q.p0 + j;
+                tok[size_t(t)] = items[i].ids[size_t(j)];
+                meta[size_t(t)] = p, meta[size_t(N + t)] = (p + 1) / 4;
+                if (items[i].all_logits || j == q.n - 1) meta[size_t(2 * N + r++)] = t;
+            }
+        }
         int32_t* d_ids;
         int64_t* d_meta;
-        DSV4_TRY_ASSIGN(d_ids, ws.get<int32_t>(n));
-        DSV4_TRY_ASSIGN(d_meta, ws.get<int64_t>(2 * n));
-        DSV4_CUDA_CHECK(cudaMemcpyAsync(d_ids, ids.data(), size_t(n) * 4, cudaMemcpyHostToDevice, stream));
+        DSV4_TRY_ASSIGN(d_ids, ws.get<int32_t>(N));
+        DSV4_TRY_ASSIGN(d_meta, ws.get<int64_t>(2 * N + n_out));
+        DSV4_CUDA_CHECK(cudaMemcpyAsync(d_ids, tok.data(), size_t(N) * 4, cudaMemcpyHostToDevice, stream));
         DSV4_CUDA_CHECK(
-            cudaMemcpyAsync(d_meta, meta.data(), size_t(2 * n) * 8, cudaMemcpyHostToDevice, stream));
-        const Step S{p0, n, d_ids, d_meta, d_meta + n};
+            cudaMemcpyAsync(d_meta, meta.data(), meta.size() * 8, cudaMemcpyHostToDevice, stream));
+        S.ids = d_ids, S.pos = d_meta, S.navail4 = d_meta + N;
         mark("start");
 
         float *h, *X, *X2, *y, *post, *comb, *sub;
-        DSV4_TRY_ASSIGN(h, ws.get<float>(n * D));
-        DSV4_TRY_ASSIGN(X, ws.get<float>(n * hc * D));
-        DSV4_TRY_ASSIGN(X2, ws.get<float>(n * hc * D));
-        DSV4_TRY_ASSIGN(y, ws.get<float>(n * D));
-        DSV4_TRY_ASSIGN(post, ws.get<float>(n * hc));
-        DSV4_TRY_ASSIGN(comb, ws.get<float>(n * hc * hc));
-        DSV4_TRY_ASSIGN(sub, ws.get<float>(n * D));
-        DSV4_TRY(cuda::embed(d_ids, n, embed, h, stream));
-        DSV4_TRY(cuda::hc_expand(h, n, hc, D, X, stream));
+        DSV4_TRY_ASSIGN(h, ws.get<float>(N * D));
+        DSV4_TRY_ASSIGN(X, ws.get<float>(N * hc * D));
+        DSV4_TRY_ASSIGN(X2, ws.get<float>(N * hc * D));
+        DSV4_TRY_ASSIGN(y, ws.get<float>(N * D));
+        DSV4_TRY_ASSIGN(post, ws.get<float>(N * hc));
+        DSV4_TRY_ASSIGN(comb, ws.get<float>(N * hc * hc));
+        DSV4_TRY_ASSIGN(sub, ws.get<float>(N * D));
+        DSV4_TRY(cuda::embed(d_ids, N, embed, h, stream));
+        DSV4_TRY(cuda::hc_expand(h, N, hc, D, X, stream));
         mark("embed");
         const int iters = cfg.hc_sinkhorn_iters;
         for (int il = 0; il < cfg.num_hidden_layers; ++il) {
             const DevLayer& L = layers[size_t(il)];
-            DSV4_TRY(cuda::hc_pre(X, n, hc, D, L.hc_attn_fn, L.hc_attn_base, L.hc_attn_scale, iters,
+            DSV4_TRY(cuda::hc_pre(X, N, hc, D, L.hc_attn_fn, L.hc_attn_base, L.hc_attn_scale, iters,
                                   cfg.hc_eps, eps, y, post, comb, stream));
-            DSV4_TRY(cuda::rms_norm(y, n, D, L.attn_norm, eps, y, stream));
+            DSV4_TRY(cuda::rms_norm(y, N, D, L.attn_norm, eps, y, stream));
             mark("hc_pre+norm");
-            DSV4_TRY(attention(S, il, y, st.layers[size_t(il)], sub));
-            DSV4_TRY(cuda::hc_post(X, sub, post, comb, n, hc, D, X2, stream));
+            DSV4_TRY(attention(S, il, y, sub));
+            DSV4_TRY(cuda::hc_post(X, sub, post, comb, N, hc, D, X2, stream));
             mark("hc_post");
-            DSV4_TRY(cuda::hc_pre(X2, n, hc, D, L.hc_ffn_fn, L.hc_ffn_base, L.hc_ffn_scale, iters, cfg.hc_eps,
+            DSV4_TRY(cuda::hc_pre(X2, N, hc, D, L.hc_ffn_fn, L.hc_ffn_base, L.hc_ffn_scale, iters, cfg.hc_eps,
                                   eps, y, post, comb, stream));
-            DSV4_TRY(cuda::rms_norm(y, n, D, L.ffn_norm, eps, y, stream));
+            DSV4_TRY(cuda::rms_norm(y, N, D, L.ffn_norm, eps, y, stream));
             mark("hc_pre+norm");
             DSV4_TRY(moe(S, il, y, sub));
-            DSV4_TRY(cuda::hc_post(X2, sub, post, comb, n, hc, D, X, stream));
+            DSV4_TRY(cuda::hc_post(X2, sub, post, comb, N, hc, D, X, stream));
             mark("hc_post");
         }
-        // head: collapse the streams, final norm, logits for all positions or the last one
-        const int64_t first = all_logits ? 0 : n - 1, n_out = n - first;
-        float *z, *lg;
+        // head: the rows that want logits, streams collapsed, final norm, LM head
+        float *Xs = X, *z, *lg;
+        if (n_out != N) {
+            DSV4_TRY_ASSIGN(Xs, ws.get<float>(n_out * hc * D));
+            DSV4_TRY(cuda::gather_rows(X, hc * D, d_meta + 2 * N, n_out, Xs, stream));
+        }
         DSV4_TRY_ASSIGN(z, ws.get<float>(n_out * D));
         DSV4_TRY_ASSIGN(lg, ws.get<float>(n_out * V));
-        DSV4_TRY(cuda::hc_head(X + first * hc * D, n_out, hc, D, hc_head_fn, hc_head_base, hc_head_scale,
-                               cfg.hc_eps, eps, z, stream));
+        DSV4_TRY(cuda::hc_head(Xs, n_out, hc, D, hc_head_fn, hc_head_base, hc_head_scale, cfg.hc_eps, eps, z,
+                               stream));
         DSV4_TRY(cuda::rms_norm(z, n_out, D, norm, eps, z, stream));
         DSV4_TRY(cuda::linear(z, n_out, D, head, lg, V, stream));
         mark("head");
@@ -588,7 +640,7 @@ struct CudaForward::Impl {
             cudaMemcpyAsync(logits_out.data(), lg, size_t(n_out * V) * 4, cudaMemcpyDeviceToHost, stream));
         mark("logits d2h");
         DSV4_CUDA_CHECK(cudaStreamSynchronize(stream));
-        prof.finish(n == 1);
+        prof.finish(N == int64_t(items.size()));
         return Status::ok();
     }
 };
@@ -659,10 +711,21 @@ std::unique_ptr<DeviceSeqState> CudaForward::new_state() const {
 
 Status CudaForward::forward(SeqState& st, std::span<const int32_t> ids, std::vector<float>& logits,
                             bool all_logits) const {
-    auto* ds = dynamic_cast<CudaSeqState*>(st.device.p.get());
-    if (!ds) return error("forward: the state was not made by this CUDA model (use Model::new_state)");
-    DSV4_TRY(impl_->forward(*ds, st.n_past, ids, logits, all_logits));
-    st.n_past += int64_t(ids.size());
+    const Item it{&st, ids, all_logits};
+    return forward_batch(std::span(&it, 1), logits);
+}
+
+Status CudaForward::forward_batch(std::span<const Item> items, std::vector<float>& logits) const {
+    std::vector<CudaSeqState*> states;
+    for (const Item& it : items) {
+        auto* ds = dynamic_cast<CudaSeqState*>(it.st->device.p.get());
+        if (!ds) return error("forward: the state was not made by this CUDA model (use Model::new_state)");
+        for (CudaSeqState* o : states)
+            if (o == ds) return error("forward_batch: the same sequence appears twice in one batch");
+        states.push_back(ds);
+    }
+    DSV4_TRY(impl_->forward(items, states, logits));
+    for (const Item& it : items) it.st->n_past += int64_t(it.ids.size());
     return Status::ok();
 }
 
@@ -682,6 +745,9 @@ std::unique_ptr<DeviceSeqState> CudaForward::new_state() const {
     return nullptr;
 }
 Status CudaForward::forward(SeqState&, std::span<const int32_t>, std::vector<float>&, bool) const {
+    return error("backend 'cuda' is not available in this build");
+}
+Status CudaForward::forward_batch(std::span<const Item>, std::vector<float>&) const {
     return error("backend 'cuda' is not available in this build");
 }
 int64_t CudaForward::weight_bytes() const {

@@ -29,6 +29,10 @@ public:
     // Same contract as Model::forward (ids already validated); updates st.n_past.
     Status forward(SeqState& st, std::span<const int32_t> ids, std::vector<float>& logits,
                    bool all_logits) const;
+    // Several sequences in one step (continuous batching): every item's tokens are stacked, token-parallel
+    // ops run once over all of them. logits: per item, n rows (all_logits) or its last row, in item order.
+    using Item = BatchItem;
+    Status forward_batch(std::span<const Item> items, std::vector<float>& logits) const;
     int64_t weight_bytes() const;
 
     struct Impl;

@@ -62,16 +62,41 @@ std::unique_ptr<SeqState> Model::clone_state(const SeqState& st) {
     return std::make_unique<SeqState>(st);
 }
 
-Status Model::forward(SeqState& st, std::span<const int32_t> ids, std::vector<float>& logits,
-                      bool all_logits) const {
-    const int64_t n = int64_t(ids.size()), D = cfg_.hidden_size, hc = cfg_.hc_mult, V = cfg_.vocab_size;
+namespace {
+Status check_ids(const Dsv4Config& cfg, const SeqState& st, std::span<const int32_t> ids) {
+    const int64_t n = int64_t(ids.size()), V = cfg.vocab_size;
     if (n == 0) return error("forward: no tokens");
     for (int64_t i = 0; i < n; ++i)
         if (ids[i] < 0 || ids[i] >= V)
             return error("token id {} at index {} is outside the vocabulary [0, {})", ids[i], i, V);
-    if (st.n_past + n > cfg_.max_position_embeddings)
+    if (st.n_past + n > cfg.max_position_embeddings)
         return error("sequence of {} tokens exceeds max_position_embeddings {}", st.n_past + n,
-                     cfg_.max_position_embeddings);
+                     cfg.max_position_embeddings);
+    return Status::ok();
+}
+}  // namespace
+
+Status Model::forward_batch(std::span<const BatchItem> items, std::vector<float>& logits) const {
+    if (items.empty()) return error("forward_batch: no sequences");
+    for (const BatchItem& it : items) DSV4_TRY(check_ids(cfg_, *it.st, it.ids));
+    if (cuda_) return cuda_->forward_batch(items, logits);
+    for (size_t i = 0; i < items.size(); ++i)
+        for (size_t j = 0; j < i; ++j)
+            if (items[i].st == items[j].st)
+                return error("forward_batch: the same sequence appears twice in one batch");
+    logits.clear();
+    std::vector<float> one;
+    for (const BatchItem& it : items) {
+        DSV4_TRY(forward(*it.st, it.ids, one, it.all_logits));
+        logits.insert(logits.end(), one.begin(), one.end());
+    }
+    return Status::ok();
+}
+
+Status Model::forward(SeqState& st, std::span<const int32_t> ids, std::vector<float>& logits,
+                      bool all_logits) const {
+    const int64_t n = int64_t(ids.size()), D = cfg_.hidden_size, hc = cfg_.hc_mult, V = cfg_.vocab_size;
+    DSV4_TRY(check_ids(cfg_, st, ids));
     if (cuda_) return cuda_->forward(st, ids, logits, all_logits);
     ForwardCtx ctx{cfg_, *weights_, st.n_past,     n,     ids.data(),
                    {},   inv_main_, inv_compress_, taps_, numerics_ == Numerics::reference};

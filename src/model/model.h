@@ -60,6 +60,10 @@ public:
     Status forward(SeqState& st, std::span<const int32_t> ids, std::vector<float>& logits,
                    bool all_logits = false) const;
 
+    // Several sequences in one call (continuous batching; each item as in forward()). logits holds, item
+    // after item, n rows (all_logits) or one row of [vocab]. The CUDA backend stacks all tokens into one
+    // step; the CPU backend runs the items one after the other. A sequence may appear only once.
+    Status forward_batch(std::span<const BatchItem> items, std::vector<float>& logits) const;
     // Debug taps for golden tests: when set, forward() stores per-layer tensors keyed like the golden
     // files ("hidden.embed", "hidden.3", "attn.3", "mlp.3"), each [n, ...] f32 for this call's tokens.
     struct Taps;

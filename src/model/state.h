@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <vector>
 
 namespace dsv4 {
@@ -51,6 +52,14 @@ struct SeqState {
     int64_t n_past = 0;              // tokens consumed so far
     std::vector<LayerState> layers;  // CPU backend
     DeviceStatePtr device;           // CUDA backend (layers stays empty)
+};
+
+// One sequence's part of a batched forward call (Model::forward_batch): its new tokens, and whether it
+// wants logits for all of them or only for the last.
+struct BatchItem {
+    SeqState* st;
+    std::span<const int32_t> ids;
+    bool all_logits = false;
 };
 
 }  // namespace dsv4

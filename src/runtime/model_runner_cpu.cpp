@@ -44,18 +44,21 @@ int64_t ModelRunnerCpu::n_past(SeqHandle h) const {
 Status ModelRunnerCpu::run(std::span<const RunItem> items, std::vector<float>& logits) {
     const size_t n_vocab = size_t(vocab_size());
     logits.resize(items.size() * n_vocab);
-    // TODO(runtime, #7): a batched Model::forward over all items once the model exposes one.
-    for (size_t i = 0; i < items.size(); ++i) {
-        auto it = states_.find(items[i].handle);
-        if (it == states_.end()) return error("cpu runner: run on unknown handle {}", items[i].handle);
-        DSV4_TRY(model_->forward(*it->second, items[i].ids, scratch_, false));
-        if (items[i].want_logits) {
-            if (scratch_.size() < n_vocab)
-                return error("cpu runner: forward returned {} logits, expected {}", scratch_.size(), n_vocab);
-            std::memcpy(logits.data() + i * n_vocab, scratch_.data() + scratch_.size() - n_vocab,
-                        n_vocab * sizeof(float));
-        }
+    // One batched call: the CUDA backend stacks every sequence's tokens into one step.
+    std::vector<BatchItem> batch;
+    batch.reserve(items.size());
+    for (const RunItem& r : items) {
+        auto it = states_.find(r.handle);
+        if (it == states_.end()) return error("runner: run on unknown handle {}", r.handle);
+        batch.push_back({it->second.get(), r.ids, false});
     }
+    DSV4_TRY(model_->forward_batch(batch, scratch_));
+    if (scratch_.size() != items.size() * n_vocab)
+        return error("runner: forward returned {} logits, expected {}", scratch_.size(),
+                     items.size() * n_vocab);
+    for (size_t i = 0; i < items.size(); ++i)
+        if (items[i].want_logits)
+            std::memcpy(logits.data() + i * n_vocab, scratch_.data() + i * n_vocab, n_vocab * sizeof(float));
     return Status::ok();
 }
 

@@ -134,6 +134,11 @@ __global__ void compressor_pend_kernel(const float* a, const float* z, const flo
     pend_z[(p % m) * cd + k] = z[(p - p0) * cd + k] + ape[(p % m) * cd + k];
 }
 
+__global__ void gather_rows_kernel(const float* src, int64_t w, const int64_t* rows, int64_t n, float* dst) {
+    const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (i < n * w) dst[i] = src[rows[i / w] * w + i % w];
+}
+
 }  // namespace
 
 Status moe_combine(const float* y, const float* w, int64_t n, int64_t k, int64_t D, float* out,
@@ -149,6 +154,13 @@ Status ring_write(const float* kv, int64_t n, int64_t d, int64_t p0, int64_t W, 
     if (rows * d == 0) return Status::ok();
     ring_write_kernel<<<ceil_div_u(rows * d, 256), 256, 0, s>>>(kv, n, d, p0, W, ring);
     DSV4_CUDA_LAUNCH_CHECK("ring_write_kernel");
+    return Status::ok();
+}
+
+Status gather_rows(const float* src, int64_t w, const int64_t* rows, int64_t n, float* dst, cudaStream_t s) {
+    if (n * w == 0) return Status::ok();
+    gather_rows_kernel<<<ceil_div_u(n * w, 256), 256, 0, s>>>(src, w, rows, n, dst);
+    DSV4_CUDA_LAUNCH_CHECK("gather_rows_kernel");
     return Status::ok();
 }
 

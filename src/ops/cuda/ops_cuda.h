@@ -96,6 +96,8 @@ Status moe_route(const float* logits, int64_t n, int64_t E, int64_t k, const int
 // out[t, :] += Σ_j w[t, j]·y[t·k + j, :]   (routed expert outputs, y [n·k, D])
 Status moe_combine(const float* y, const float* w, int64_t n, int64_t k, int64_t D, float* out,
                    cudaStream_t s);
+// dst [n, w] = rows rows[0..n) of src [·, w] (rows: device i64).
+Status gather_rows(const float* src, int64_t w, const int64_t* rows, int64_t n, float* dst, cudaStream_t s);
 // Sliding-window ring [W, d]: writes kv rows of positions p0.. (the last min(n, W) only).
 Status ring_write(const float* kv, int64_t n, int64_t d, int64_t p0, int64_t W, float* ring, cudaStream_t s);
 // pool [n_hist + n, d] = ring rows of positions p0−n_hist .. p0−1, then kv rows.
