@@ -141,6 +141,9 @@ private:
     std::map<std::string, std::pair<double, int>> totals_;
 };
 
+// Queries of one sequence in one call from which the indexer scores go through SGEMM (prefill chunks).
+constexpr int64_t kIndexerGemmMinTokens = 32;
+
 struct DevLayer {
     const float *hc_attn_fn, *hc_attn_base, *hc_attn_scale, *hc_ffn_fn, *hc_ffn_base, *hc_ffn_scale;
     const float *attn_norm, *ffn_norm, *q_norm, *kv_norm, *attn_sink;
@@ -431,8 +434,17 @@ struct CudaForward::Impl {
             const int64_t n_keys = ic.n_entries;
             float* scores;
             DSV4_TRY_ASSIGN(scores, ws.get<float>(q.n * std::max<int64_t>(n_keys, 1)));
-            DSV4_TRY(cuda::indexer_scores(qi + q.off * HI * dI, wts + q.off * HI, q.n, HI, dI, ic.entries,
-                                          n_keys, S.navail4 + q.off, scores, stream));
+            if (q.n >= kIndexerGemmMinTokens) {  // prefill: SGEMM, only the keys the last query may see
+                const int64_t nk = std::min(n_keys, (q.p0 + q.n) / 4);
+                float* work;
+                DSV4_TRY_ASSIGN(work, ws.get<float>(cuda::indexer_gemm_work_floats(q.n, HI, nk)));
+                DSV4_TRY(cuda::indexer_scores_gemm(qi + q.off * HI * dI, wts + q.off * HI, q.n, HI, dI,
+                                                   ic.entries, nk, S.navail4 + q.off, scores,
+                                                   std::max<int64_t>(n_keys, 1), work, stream));
+            } else {
+                DSV4_TRY(cuda::indexer_scores(qi + q.off * HI * dI, wts + q.off * HI, q.n, HI, dI, ic.entries,
+                                              n_keys, S.navail4 + q.off, scores, stream));
+            }
             DSV4_TRY(cuda::topk_lower_index(scores, q.n, n_keys, S.navail4 + q.off, topk, sel + q.off * topk,
                                             stream));
         }

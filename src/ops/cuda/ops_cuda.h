@@ -84,6 +84,14 @@ Status compress_pool(const float* a, const float* z, int64_t slots, int64_t lda,
 Status indexer_scores(const float* qi, const float* w, int64_t n, int64_t Hi, int64_t di, const float* keys,
                       int64_t n_keys, const int64_t* n_avail, float* scores, cudaStream_t s);
 
+// ---- indexer_sm90.cu (prefill path of indexer_scores): the same scores, row stride ld ≥ n_keys (columns
+// n_keys .. ld−1 are −inf), through cuBLAS SGEMM (true fp32) in blocks of queries. work: at least
+// indexer_gemm_work_floats(n, Hi, n_keys) floats (capped at 256 MB; larger n runs in several blocks).
+int64_t indexer_gemm_work_floats(int64_t n, int64_t Hi, int64_t n_keys);
+Status indexer_scores_gemm(const float* qi, const float* w, int64_t n, int64_t Hi, int64_t di, const float* keys,
+                           int64_t n_keys, const int64_t* n_avail, float* scores, int64_t ld, float* work,
+                           cudaStream_t s);
+
 // ---- topk_sm90.cu
 Status topk_lower_index(const float* scores, int64_t n, int64_t n_cols, const int64_t* n_valid, int64_t k,
                         int32_t* sel, cudaStream_t s);
