@@ -26,6 +26,12 @@ Result<std::unique_ptr<Model>> Model::load(const std::string& dir, const LoadOpt
     DSV4_TRY_ASSIGN(m->weights_, Weights::load(dir, m->cfg_));
     m->numerics_ =
         opts.numerics.value_or(m->cfg_.quant_method == "fp8" ? Numerics::reference : Numerics::exact);
+    if (!opts.numerics && opts.backend == "cuda" && m->numerics_ != Numerics::exact) {
+        // TODO(#6): reference numerics on the GPU; until then the CUDA default is exact (HF parity)
+        if (opts.verbose)
+            log_info("backend 'cuda': using exact numerics (reference numerics are CPU-only so far)");
+        m->numerics_ = Numerics::exact;
+    }
     if (m->numerics_ == Numerics::reference) DSV4_TRY(check_reference_numerics(m->cfg_));
     m->inv_main_ = rope_inv_freq(m->cfg_.rope_main, m->cfg_.qk_rope_head_dim);
     m->inv_compress_ = rope_inv_freq(m->cfg_.rope_compress, m->cfg_.qk_rope_head_dim);
