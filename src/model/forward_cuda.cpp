@@ -376,6 +376,10 @@ struct CudaForward::Impl {
         const int64_t* pos;      // [N] device
         const int64_t* navail4;  // [N] device: (pos + 1) / 4, the CSA entries a query may see
         std::vector<Seq> seqs;
+        // decode-only steps (every sequence feeds one token): per layer a device table of the sequences'
+        // states, so the state-reading ops run as one launch over all of them (decode_batch_sm90.cu)
+        const cuda::DecodeSeq* dec = nullptr;  // [layers, seqs]
+        const cuda::DecodeSeq* dec_layer(int il) const { return dec + int64_t(il) * int64_t(seqs.size()); }
     };
 
     // Projects x [N, D] for one compressor kind into a, z [N, c·d] (the caller passes the widths); then
@@ -391,6 +395,15 @@ struct CudaForward::Impl {
         DSV4_TRY_ASSIGN(z, ws.get<float>(N * cd));
         DSV4_TRY(cuda::linear(x, N, D, wkv, a, cd, stream));
         DSV4_TRY(cuda::linear(x, N, D, wgate, z, cd, stream));
+        if (S.dec) {  // entries buffers were reserved and the table built at the start of the step
+            DSV4_TRY(cuda::compressor_decode(a, z, ape, S.dec_layer(il), N, index_keys ? 1 : 0, m, c0.c, d,
+                                             nrm, cfg.rms_norm_eps, rd, inv_compress, stream));
+            for (const Seq& q : S.seqs) {
+                DevLayerState& L = q.st->layers[size_t(il)];
+                (index_keys ? L.idx : L.cmp).n_entries += (q.p0 + 1) % m == 0 ? 1 : 0;
+            }
+            return Status::ok();
+        }
         for (const Seq& q : S.seqs) {
             DevLayerState& L = q.st->layers[size_t(il)];
             DevCompressor& c = index_keys ? L.idx : L.cmp;
@@ -429,6 +442,16 @@ struct CudaForward::Impl {
         DSV4_TRY(cuda::scale(wts, N * HI, wscale, stream));
         int32_t* sel;
         DSV4_TRY_ASSIGN(sel, ws.get<int32_t>(N * topk));
+        if (S.dec) {
+            int64_t max_keys = 1;
+            for (const Seq& q : S.seqs) max_keys = std::max(max_keys, q.st->layers[size_t(il)].idx.n_entries);
+            float* scores;
+            DSV4_TRY_ASSIGN(scores, ws.get<float>(N * max_keys));
+            DSV4_TRY(
+                cuda::indexer_scores_decode(qi, wts, N, HI, dI, S.dec_layer(il), max_keys, scores, stream));
+            DSV4_TRY(cuda::topk_lower_index(scores, N, max_keys, S.navail4, topk, sel, stream));
+            return sel;
+        }
         for (const Seq& q : S.seqs) {
             const DevCompressor& ic = q.st->layers[size_t(il)].idx;
             const int64_t n_keys = ic.n_entries;
@@ -487,7 +510,25 @@ struct CudaForward::Impl {
         float *o, *u;
         DSV4_TRY_ASSIGN(o, ws.get<float>(N * H * dh));
         DSV4_TRY_ASSIGN(u, ws.get<float>(N * G * ro));
-        for (const Seq& sq : S.seqs) {
+        if (S.dec) {  // one pool of every sequence's keys, one attention call
+            int64_t max_keys = W;
+            if (m == 4) max_keys += cfg.index_topk;
+            if (m > 4) {
+                int64_t mx = 0;
+                for (const Seq& sq : S.seqs) mx = std::max(mx, sq.st->layers[size_t(il)].cmp.n_entries);
+                max_keys += mx;
+            }
+            float* pool;
+            int32_t* idx;
+            DSV4_TRY_ASSIGN(pool, ws.get<float>(N * max_keys * dh));
+            DSV4_TRY_ASSIGN(idx, ws.get<int32_t>(N * max_keys));
+            DSV4_TRY(cuda::ring_write_decode(kv, S.dec_layer(il), N, W, dh, stream));
+            DSV4_TRY(cuda::gather_keys_decode(S.dec_layer(il), N, W, m, sel, cfg.index_topk, max_keys, dh,
+                                              pool, idx, stream));
+            DSV4_TRY(cuda::sink_attention(q, N, H, dh, pool, nullptr, INT64_MAX, idx, max_keys, L.attn_sink,
+                                          1.0f / std::sqrt(float(dh)), o, stream));
+        }
+        for (const Seq& sq : S.dec ? std::vector<Seq>{} : S.seqs) {
             DevLayerState& st = sq.st->layers[size_t(il)];
             const int64_t hist0 = std::max<int64_t>(0, sq.p0 - (W - 1)), n_hist = sq.p0 - hist0;
             const int64_t n_cmp = m ? st.cmp.n_entries : 0;
@@ -603,6 +644,29 @@ struct CudaForward::Impl {
         DSV4_CUDA_CHECK(
             cudaMemcpyAsync(d_meta, meta.data(), meta.size() * 8, cudaMemcpyHostToDevice, stream));
         S.ids = d_ids, S.pos = d_meta, S.navail4 = d_meta + N;
+        std::vector<cuda::DecodeSeq> dec;  // alive until the step's end (the upload may be staged)
+        if (N == int64_t(items.size())) {
+            const int nl = cfg.num_hidden_layers;
+            dec.resize(size_t(nl) * size_t(N));
+            for (int il = 0; il < nl; ++il)
+                for (int64_t b = 0; b < N; ++b) {
+                    const Seq& q = S.seqs[size_t(b)];
+                    DevLayerState& L = q.st->layers[size_t(il)];
+                    for (DevCompressor* c : {&L.cmp, &L.idx})
+                        if (c->m && (q.p0 + 1) % c->m == 0)
+                            DSV4_TRY(CudaSeqState::reserve(*c, c->n_entries + 1, stream));
+                    auto desc = [](const DevCompressor& c) {
+                        return cuda::DecodeCompressor{c.pend_a, c.pend_z,  c.prev_a,
+                                                      c.prev_z, c.entries, c.n_entries};
+                    };
+                    dec[size_t(il) * size_t(N) + size_t(b)] = {q.p0, L.ring, desc(L.cmp), desc(L.idx)};
+                }
+            cuda::DecodeSeq* d_dec;
+            DSV4_TRY_ASSIGN(d_dec, ws.get<cuda::DecodeSeq>(int64_t(dec.size())));
+            DSV4_CUDA_CHECK(cudaMemcpyAsync(d_dec, dec.data(), dec.size() * sizeof(cuda::DecodeSeq),
+                                            cudaMemcpyHostToDevice, stream));
+            S.dec = d_dec;
+        }
         mark("start");
 
         float *h, *X, *X2, *y, *post, *comb, *sub;

@@ -84,6 +84,31 @@ Status compress_pool(const float* a, const float* z, int64_t slots, int64_t lda,
 Status indexer_scores(const float* qi, const float* w, int64_t n, int64_t Hi, int64_t di, const float* keys,
                       int64_t n_keys, const int64_t* n_avail, float* scores, cudaStream_t s);
 
+// ---- decode_batch_sm90.cu: decode steps of B sequences (one token each) in one launch per op. A device
+// table of DecodeSeq (the state BEFORE this step; entries buffers already large enough for one more).
+struct DecodeCompressor {
+    float *pend_a, *pend_z, *prev_a, *prev_z, *entries;
+    int64_t n_entries;
+};
+struct DecodeSeq {
+    int64_t p;    // position of this step's token
+    float* ring;  // [W, head_dim]
+    DecodeCompressor cmp, idx;  // main compressor (layers with m > 0), indexer compressor (m == 4)
+};
+// a, z [B, c·d]: the token's projections; which: 0 = cmp, 1 = idx. Emits (pool, RMSNorm with nrm, RoPE of
+// the last rd dims at the window's first position) when the token completes a window, then commits.
+Status compressor_decode(const float* a, const float* z, const float* ape, const DecodeSeq* seqs, int64_t B,
+                         int which, int64_t m, int64_t c, int64_t d, const float* nrm, double eps, int64_t rd,
+                         const float* inv_freq, cudaStream_t s);
+// scores [B, max_keys] over each sequence's index keys (after this step's emit; −inf past them).
+Status indexer_scores_decode(const float* qi, const float* w, int64_t B, int64_t Hi, int64_t di,
+                             const DecodeSeq* seqs, int64_t max_keys, float* scores, cudaStream_t s);
+Status ring_write_decode(const float* kv, const DecodeSeq* seqs, int64_t B, int64_t W, int64_t d, cudaStream_t s);
+// pool [B·max_keys, d], idx [B, max_keys]: each sequence's window keys (ring, after ring_write_decode), then its
+// compressed entries (sel [B, topk] when non-null, else all available) — the key lists of build_attn_index.
+Status gather_keys_decode(const DecodeSeq* seqs, int64_t B, int64_t W, int64_t m, const int32_t* sel, int64_t topk,
+                          int64_t max_keys, int64_t d, float* pool, int32_t* idx, cudaStream_t s);
+
 // ---- indexer_sm90.cu (prefill path of indexer_scores): the same scores, row stride ld ≥ n_keys (columns
 // n_keys .. ld−1 are −inf), through cuBLAS SGEMM (true fp32) in blocks of queries. work: at least
 // indexer_gemm_work_floats(n, Hi, n_keys) floats (capped at 256 MB; larger n runs in several blocks).
