@@ -5,6 +5,7 @@
 // the achieved rate as a % of the device-to-device copy bandwidth measured in the same run; then the
 // linear kernel alone at the Flash shapes. Numbers and their reading: bench/NOTES.md.
 #include <algorithm>
+#include <cmath>
 #include <chrono>
 #include <cstring>
 #include <filesystem>
@@ -119,24 +120,64 @@ double median_ms(std::vector<double> v) {
     return v[v.size() / 2];
 }
 
+
+// Floors of one decode step of B sequences at context ctx: the weight bytes (non-expert weights once,
+// routed experts once per expert touched: E·(1 − (1 − k/E)^B) per layer for uniform routing), the state
+// bytes each sequence's attention reads (window ring, selected/all compressed entries, index keys), and
+// the FLOPs (2 per active parameter per token, plus the attention and indexer dots).
+struct StepFloor {
+    double weight_bytes = 0, state_bytes = 0, flops = 0;
+};
+StepFloor step_floor(const Dsv4Config& cfg, const ModelCounts& c, int64_t B, int64_t ctx) {
+    StepFloor f;
+    const double E = double(cfg.n_routed_experts), k = double(cfg.num_experts_per_tok);
+    const double routed = double(c.token_bytes[size_t(WeightGroup::routed_experts)]);
+    const double touched = E * (1.0 - std::pow(1.0 - k / E, double(B)));
+    f.weight_bytes = double(c.token_bytes_total) - routed + routed * touched / k;
+    const double dh = double(cfg.head_dim), H = double(cfg.num_attention_heads),
+                 W = double(cfg.sliding_window);
+    const double HI = double(cfg.index_n_heads), dI = double(cfg.index_head_dim);
+    double keys_all = 0, idx_keys = 0;
+    for (int il = 0; il < cfg.num_hidden_layers; ++il) {
+        const int m = cfg.compress_ratio(il);
+        double keys = std::min<double>(double(ctx), W);
+        if (m == 4) {
+            const double n_idx = double(ctx / 4);
+            keys += std::min<double>(double(cfg.index_topk), n_idx);
+            idx_keys += n_idx;
+        } else if (m > 0) {
+            keys += double(ctx / m);
+        }
+        keys_all += keys;
+    }
+    f.state_bytes = double(B) * 4.0 * (keys_all * dh + idx_keys * dI);
+    f.flops =
+        double(B) * (2.0 * double(c.params_active) + 4.0 * H * dh * keys_all + 2.0 * HI * dI * idx_keys);
+    return f;
+}
+
 }  // namespace
 
 void add_cmd_bench(CLI::App& app) {
     struct Opts {
         std::string config = "tests/fixtures/configs/v4-flash.config.json", dir = "/tmp/dsv4_bench_ckpt";
-        int layers = 4, experts = 64, steps = 20;
-        std::vector<int64_t> contexts{1024, 4096};
+        int layers = 4, experts = 64, steps = 10;
+        std::vector<int64_t> contexts{1024, 16384}, batches{1, 8, 64, 256}, prefills{4096, 32768};
+        int64_t chunk = 4096;
         bool ops = true;
     };
     auto o = std::make_shared<Opts>();
-    auto* cmd =
-        app.add_subcommand("bench", "CUDA decode benchmark on a random-weight slice of the real config");
+    auto* cmd = app.add_subcommand(
+        "bench", "CUDA decode/prefill benchmark on a random-weight slice of the real config");
     cmd->add_option("--config", o->config, "config.json with the real dimensions");
     cmd->add_option("--layers", o->layers,
                     "first N layers of the config (4 keeps every layer and routing kind)");
     cmd->add_option("--experts", o->experts, "routed experts per layer (batch-1 bytes do not depend on it)");
-    cmd->add_option("--ctx", o->contexts, "contexts to prefill before timing decode");
-    cmd->add_option("--steps", o->steps, "decode steps timed per context (median)");
+    cmd->add_option("--ctx", o->contexts, "contexts at which decode is timed");
+    cmd->add_option("--batch", o->batches, "decode batch sizes (sequences per step)");
+    cmd->add_option("--prefill", o->prefills, "prompt lengths whose prefill rate is reported");
+    cmd->add_option("--chunk", o->chunk, "prefill chunk (tokens per forward call)");
+    cmd->add_option("--steps", o->steps, "decode steps timed per case (median)");
     cmd->add_option("--dir", o->dir, "where the random checkpoint is written");
     cmd->add_flag("!--no-ops", o->ops, "skip the per-kernel lines");
     cmd->callback([o] {
@@ -145,6 +186,10 @@ void add_cmd_bench(CLI::App& app) {
         exit_code() = 1;
         return;
 #else
+        auto fail = [](const std::string& what, const Status& s) {
+            log_error("bench: {}: {}", what, s.message());
+            exit_code() = 1;
+        };
         auto cr = load_config(o->config);
         if (!cr.is_ok()) {
             log_error("bench: {}", cr.message());
@@ -159,75 +204,123 @@ void add_cmd_bench(CLI::App& app) {
         cfg.n_routed_experts = o->experts;
         cfg.num_nextn_predict_layers = 0;
         auto t0 = std::chrono::steady_clock::now();
-        auto secs = [&] {
-            return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        auto secs = [](std::chrono::steady_clock::time_point since) {
+            return std::chrono::duration<double>(std::chrono::steady_clock::now() - since).count();
         };
-        if (Status s = write_bench_checkpoint(cfg, o->dir); !s.is_ok()) {
-            log_error("bench: {}", s.message());
-            exit_code() = 1;
-            return;
-        }
-        const double t_write = secs();
+        if (Status s = write_bench_checkpoint(cfg, o->dir); !s.is_ok()) return fail("checkpoint", s);
+        const double t_write = secs(t0);
         LoadOptions lo;
         lo.backend = "cuda";
         lo.verbose = false;
         lo.numerics = Numerics::exact;
         auto m = Model::load(o->dir, lo);
-        if (!m.is_ok()) {
-            log_error("bench: {}", m.message());
-            exit_code() = 1;
-            return;
-        }
-        const double t_load = secs() - t_write;
+        if (!m.is_ok()) return fail("load", m.status());
+        const Model& model = *m.value();
+        const double t_load = secs(t0) - t_write;
         auto copy = cuda::measure_copy_gbps(int64_t(1) << 30, 10);
         const double bw = copy.is_ok() ? copy.value() : 0.0;
+        auto fp8 = cuda::measure_fp8_gemm_tflops(8192, 8192, 8192, 10);
+        const double fp8_peak = fp8.is_ok() ? fp8.value() : 0.0;
+        if (!fp8.is_ok()) log_warn("bench: FP8 GEMM peak not measured: {}", fp8.message());
+        auto sg = cuda::measure_sgemm_tflops(8192, 8192, 8192, 5);
+        const double sgemm_peak = sg.is_ok() ? sg.value() : 0.0;
         const auto counts = count_inventory(cfg, released_inventory(cfg));
-        const double step_bytes = double(counts.token_bytes_total);
         std::printf(
-            "# dsv4 bench: %d layers of %s (%s), %d routed experts/layer, checkpoint written in %.1f s, "
-            "uploaded in %.1f s\n# device-to-device copy: %.0f GB/s (read + write, 1 GiB, median of 10)\n"
-            "# weight bytes a batch-1 decode step must read (inventory, k experts, head, 1 embed row): "
-            "%.1f MB\n",
-            L, o->config.c_str(), "released FP8/FP4 layout", o->experts, t_write, t_load, bw,
-            step_bytes / 1e6);
+            "# dsv4 bench: %d layers of %s (released FP8/FP4 layout, random weights, exact numerics), %d "
+            "routed "
+            "experts/layer; checkpoint written in %.1f s, uploaded in %.1f s\n"
+            "# ceilings measured in this run: device-to-device copy %.0f GB/s (read + write, 1 GiB, median "
+            "of "
+            "10); FP8 e4m3 GEMM 8192^3 (cuBLASLt) %.0f TFLOP/s; fp32 SGEMM 8192^3 %.1f TFLOP/s\n"
+            "# batch-1 step: %.1f MB of weights, %.2f GFLOP (2/active parameter + attention)\n",
+            L, o->config.c_str(), o->experts, t_write, t_load, bw, fp8_peak, sgemm_peak,
+            double(counts.token_bytes_total) / 1e6, 2.0 * double(counts.params_active) / 1e9);
         const int64_t V = cfg.vocab_size;
-        for (int64_t ctx : o->contexts) {
-            std::vector<int32_t> ids(static_cast<size_t>(ctx));
-            for (int64_t i = 0; i < ctx; ++i) ids[size_t(i)] = int32_t(mix(uint64_t(i) + 77) % uint64_t(V));
-            auto st = m.value()->new_state();
-            std::vector<float> lg;
-            auto tp = std::chrono::steady_clock::now();
-            Status s = m.value()->forward(*st, ids, lg);
-            const double prefill_s =
-                std::chrono::duration<double>(std::chrono::steady_clock::now() - tp).count();
-            if (!s.is_ok()) {
-                log_error("bench: prefill {}: {}", ctx, s.message());
-                exit_code() = 1;
-                return;
+        const int64_t max_ctx = std::max(*std::max_element(o->contexts.begin(), o->contexts.end()),
+                                         *std::max_element(o->prefills.begin(), o->prefills.end()));
+        std::vector<int32_t> ids(static_cast<size_t>(max_ctx));
+        for (int64_t i = 0; i < max_ctx; ++i) ids[size_t(i)] = int32_t(mix(uint64_t(i) + 77) % uint64_t(V));
+
+        // One chunked prefill of the longest prompt; the decode contexts and prefill lengths are chunk
+        // boundaries (a chunk never crosses one), so their states and times are read off on the way.
+        std::vector<int64_t> marks = o->contexts;
+        marks.insert(marks.end(), o->prefills.begin(), o->prefills.end());
+        std::sort(marks.begin(), marks.end());
+        marks.erase(std::unique(marks.begin(), marks.end()), marks.end());
+        std::map<int64_t, std::unique_ptr<SeqState>> at_ctx;
+        std::map<int64_t, double> prefill_s;
+        auto st = model.new_state();
+        std::vector<float> lg;
+        auto tp = std::chrono::steady_clock::now();
+        for (int64_t done = 0; done < max_ctx;) {
+            int64_t end = std::min(done + o->chunk, max_ctx);
+            for (int64_t mk : marks)
+                if (mk > done && mk < end) end = mk;
+            if (Status s = model.forward(*st, std::span(ids).subspan(size_t(done), size_t(end - done)), lg);
+                !s.is_ok())
+                return fail(fmt::format("prefill at {}", done), s);
+            done = end;
+            if (std::count(o->prefills.begin(), o->prefills.end(), done)) prefill_s[done] = secs(tp);
+            if (std::count(o->contexts.begin(), o->contexts.end(), done)) {  // not counted as prefill time
+                const auto tc = std::chrono::steady_clock::now();
+                at_ctx[done] = Model::clone_state(*st);
+                tp += std::chrono::steady_clock::now() - tc;
             }
-            std::vector<double> ms;
-            int32_t next = int32_t(std::max_element(lg.begin(), lg.end()) - lg.begin());
-            for (int i = 0; i < o->steps + 2; ++i) {
-                auto ts = std::chrono::steady_clock::now();
-                s = m.value()->forward(*st, std::span(&next, 1), lg);
-                const double t =
-                    std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - ts).count();
-                if (!s.is_ok()) break;
-                next = int32_t(std::max_element(lg.begin(), lg.end()) - lg.begin());
-                if (i >= 2) ms.push_back(t);
-            }
-            if (!s.is_ok()) {
-                log_error("bench: decode: {}", s.message());
-                exit_code() = 1;
-                return;
-            }
-            const double t_ms = median_ms(ms), gbps = step_bytes / (t_ms * 1e-3) / 1e9;
+        }
+        const double head_flops = 2.0 * double(counts.params_active - counts.params_active_no_head);
+        for (auto& [P, t] : prefill_s) {
+            // FLOPs ≈ P tokens at the mean context P/2 (the window and top-k parts are capped, the indexer
+            // and HCA parts grow linearly), the LM head once per chunk (only the last position's logits)
+            const StepFloor fl = step_floor(cfg, counts, 1, P / 2);
+            const double flops =
+                double(P) * (fl.flops - head_flops) + double((P + o->chunk - 1) / o->chunk) * head_flops;
             std::printf(
-                "decode b=1 ctx=%-6lld layers=%d  %8.3f ms/step  %7.1f tok/s  %6.1f MB  %7.1f GB/s  %5.1f%% "
-                "of "
-                "copy  (prefill %lld tok: %.2f s, %.0f tok/s)\n",
-                (long long)ctx, L, t_ms, 1e3 / t_ms, step_bytes / 1e6, gbps, 100.0 * gbps / bw,
-                (long long)ctx, prefill_s, double(ctx) / prefill_s);
+                "prefill tokens=%-6lld layers=%d chunk=%lld  %8.2f s  %9.0f tok/s  %8.1f TFLOP  %6.1f "
+                "TFLOP/s  "
+                "%5.1f%% of FP8 peak  %5.1f%% of SGEMM peak\n",
+                (long long)P, L, (long long)o->chunk, t, double(P) / t, flops / 1e12, flops / t / 1e12,
+                fp8_peak > 0 ? 100.0 * flops / t / 1e12 / fp8_peak : 0.0,
+                sgemm_peak > 0 ? 100.0 * flops / t / 1e12 / sgemm_peak : 0.0);
+        }
+        std::fflush(stdout);
+
+        for (auto& [ctx, base] : at_ctx) {
+            for (int64_t B : o->batches) {
+                std::vector<std::unique_ptr<SeqState>> seqs;
+                for (int64_t b = 0; b < B; ++b) seqs.push_back(Model::clone_state(*base));
+                std::vector<int32_t> next(static_cast<size_t>(B));
+                for (int64_t b = 0; b < B; ++b)
+                    next[size_t(b)] = int32_t(mix(uint64_t(b) * 31 + 5) % uint64_t(V));
+                std::vector<BatchItem> items(static_cast<size_t>(B));
+                std::vector<double> ms;
+                for (int i = 0; i < o->steps + 2; ++i) {
+                    for (int64_t b = 0; b < B; ++b)
+                        items[size_t(b)] = {seqs[size_t(b)].get(), std::span(&next[size_t(b)], 1), false};
+                    auto ts = std::chrono::steady_clock::now();
+                    if (Status s = model.forward_batch(items, lg); !s.is_ok())
+                        return fail(fmt::format("decode b={} ctx={}", B, ctx), s);
+                    const double t =
+                        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - ts)
+                            .count();
+                    for (int64_t b = 0; b < B; ++b)
+                        next[size_t(b)] =
+                            int32_t(std::max_element(lg.begin() + b * V, lg.begin() + (b + 1) * V) -
+                                    (lg.begin() + b * V));
+                    if (i >= 2) ms.push_back(t);
+                }
+                const double t_ms = median_ms(ms);
+                const StepFloor fl = step_floor(cfg, counts, B, ctx);
+                const double bytes = fl.weight_bytes + fl.state_bytes, gbps = bytes / (t_ms * 1e-3) / 1e9;
+                const double tflops = fl.flops / (t_ms * 1e-3) / 1e12;
+                std::printf(
+                    "decode b=%-3lld ctx=%-6lld layers=%d  %9.3f ms/step  %8.1f tok/s  %7.1f MB (w %.0f + kv "
+                    "%.0f)  "
+                    "%7.1f GB/s  %5.1f%% of copy  %7.2f GFLOP  %5.2f%% of FP8 peak\n",
+                    (long long)B, (long long)ctx, L, t_ms, 1e3 * double(B) / t_ms, bytes / 1e6,
+                    fl.weight_bytes / 1e6, fl.state_bytes / 1e6, gbps, bw > 0 ? 100.0 * gbps / bw : 0.0,
+                    fl.flops / 1e9, fp8_peak > 0 ? 100.0 * tflops / fp8_peak : 0.0);
+                std::fflush(stdout);
+            }
         }
         if (!o->ops) return;
         struct Shape {
@@ -242,7 +335,7 @@ void add_cmd_bench(CLI::App& app) {
             {"expert w1", DType::fp4_e2m1, 2048, D},  {"expert w2", DType::fp4_e2m1, D, 2048},
             {"compressor wkv", DType::bf16, 1024, D}, {"head", DType::bf16, 129280, D}};
         for (const Shape& sh : shapes) {
-            for (int64_t M : {int64_t(1), int64_t(8)}) {
+            for (int64_t M : {int64_t(1), int64_t(8), int64_t(64), int64_t(256)}) {
                 auto us = cuda::bench_linear_us(sh.dt, M, sh.N, sh.K, 30);
                 if (!us.is_ok()) {
                     log_error("bench: {}", us.message());

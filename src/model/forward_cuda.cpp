@@ -525,8 +525,10 @@ struct CudaForward::Impl {
             DSV4_TRY(cuda::ring_write_decode(kv, S.dec_layer(il), N, W, dh, stream));
             DSV4_TRY(cuda::gather_keys_decode(S.dec_layer(il), N, W, m, sel, cfg.index_topk, max_keys, dh,
                                               pool, idx, stream));
+            float* aw;
+            DSV4_TRY_ASSIGN(aw, ws.get<float>(cuda::sink_attention_work_floats(N, H, dh, max_keys)));
             DSV4_TRY(cuda::sink_attention(q, N, H, dh, pool, nullptr, INT64_MAX, idx, max_keys, L.attn_sink,
-                                          1.0f / std::sqrt(float(dh)), o, stream));
+                                          1.0f / std::sqrt(float(dh)), o, stream, aw));
         }
         for (const Seq& sq : S.dec ? std::vector<Seq>{} : S.seqs) {
             DevLayerState& st = sq.st->layers[size_t(il)];
@@ -538,13 +540,15 @@ struct CudaForward::Impl {
             DSV4_TRY_ASSIGN(pool, ws.get<float>((n_hist + sq.n) * dh));
             DSV4_TRY_ASSIGN(idx, ws.get<int32_t>(sq.n * max_keys));
             const float* qkv = kv + sq.off * dh;
+            float* aw;
+            DSV4_TRY_ASSIGN(aw, ws.get<float>(cuda::sink_attention_work_floats(sq.n, H, dh, max_keys)));
             DSV4_TRY(cuda::attn_pool_build(st.ring, W, sq.p0, n_hist, qkv, sq.n, dh, pool, stream));
             DSV4_TRY(cuda::build_attn_index(sq.p0, sq.n, W, n_hist, m, n_cmp,
                                             sel ? sel + sq.off * cfg.index_topk : nullptr, cfg.index_topk,
                                             max_keys, idx, stream));
             DSV4_TRY(cuda::sink_attention(
                 q + sq.off * H * dh, sq.n, H, dh, pool, m ? st.cmp.entries : nullptr, n_hist + sq.n, idx,
-                max_keys, L.attn_sink, 1.0f / std::sqrt(float(dh)), o + sq.off * H * dh, stream));
+                max_keys, L.attn_sink, 1.0f / std::sqrt(float(dh)), o + sq.off * H * dh, stream, aw));
             DSV4_TRY(cuda::ring_write(qkv, sq.n, dh, sq.p0, W, st.ring, stream));
         }
         // 6. de-rotation, grouped low-rank output
@@ -677,6 +681,8 @@ struct CudaForward::Impl {
         DSV4_TRY_ASSIGN(post, ws.get<float>(N * hc));
         DSV4_TRY_ASSIGN(comb, ws.get<float>(N * hc * hc));
         DSV4_TRY_ASSIGN(sub, ws.get<float>(N * D));
+        float* hcw;  // K-split workspace of hc_pre (all rows) and hc_head (n_out ≤ N rows)
+        DSV4_TRY_ASSIGN(hcw, ws.get<float>(cuda::hc_work_floats(N, hc, D)));
         DSV4_TRY(cuda::embed(d_ids, N, embed, h, stream));
         DSV4_TRY(cuda::hc_expand(h, N, hc, D, X, stream));
         mark("embed");
@@ -684,14 +690,14 @@ struct CudaForward::Impl {
         for (int il = 0; il < cfg.num_hidden_layers; ++il) {
             const DevLayer& L = layers[size_t(il)];
             DSV4_TRY(cuda::hc_pre(X, N, hc, D, L.hc_attn_fn, L.hc_attn_base, L.hc_attn_scale, iters,
-                                  cfg.hc_eps, eps, y, post, comb, stream));
+                                  cfg.hc_eps, eps, y, post, comb, stream, hcw));
             DSV4_TRY(cuda::rms_norm(y, N, D, L.attn_norm, eps, y, stream));
             mark("hc_pre+norm");
             DSV4_TRY(attention(S, il, y, sub));
             DSV4_TRY(cuda::hc_post(X, sub, post, comb, N, hc, D, X2, stream));
             mark("hc_post");
             DSV4_TRY(cuda::hc_pre(X2, N, hc, D, L.hc_ffn_fn, L.hc_ffn_base, L.hc_ffn_scale, iters, cfg.hc_eps,
-                                  eps, y, post, comb, stream));
+                                  eps, y, post, comb, stream, hcw));
             DSV4_TRY(cuda::rms_norm(y, N, D, L.ffn_norm, eps, y, stream));
             mark("hc_pre+norm");
             DSV4_TRY(moe(S, il, y, sub));
@@ -706,8 +712,10 @@ struct CudaForward::Impl {
         }
         DSV4_TRY_ASSIGN(z, ws.get<float>(n_out * D));
         DSV4_TRY_ASSIGN(lg, ws.get<float>(n_out * V));
+        float* hw;
+        DSV4_TRY_ASSIGN(hw, ws.get<float>(cuda::hc_work_floats(n_out, hc, D)));
         DSV4_TRY(cuda::hc_head(Xs, n_out, hc, D, hc_head_fn, hc_head_base, hc_head_scale, cfg.hc_eps, eps, z,
-                               stream));
+                               stream, hw));
         DSV4_TRY(cuda::rms_norm(z, n_out, D, norm, eps, z, stream));
         DSV4_TRY(cuda::linear(z, n_out, D, head, lg, V, stream));
         mark("head");

@@ -2,7 +2,9 @@
 // oracle): raw log-softmax kept for logprobs -> logit_bias and min_tokens masks -> repetition, frequency
 // and presence penalties -> greedy (T < 1e-5) or temperature -> top-k -> top-p -> min-p -> Gumbel-max.
 // The noise is keyed by (seed, position, vocab index), so results do not depend on the batch or on how
-// the sequence was scheduled. Tested in tests/unit/test_sampler.cpp.
+// the sequence was scheduled. The token choice (greedy .. Gumbel-max) is cpu::sample_row
+// (ops/cpu/sample.cpp), which the GPU sampler cuda::sample_rows matches token for token. Tested in
+// tests/unit/test_sampler.cpp.
 #pragma once
 
 #include <cstdint>
@@ -10,6 +12,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "ops/sample_params.h"  // keyed_uniform, cpu::sample_row
 #include "runtime/request.h"
 
 namespace dsv4 {
@@ -38,9 +41,6 @@ struct SampleResult {
     float logprob = 0.0f;           // of `token` under the raw distribution
     std::vector<TokenLogprob> top;  // params.top_logprobs most likely ids, raw distribution
 };
-
-// Uniform in (0, 1) from a counter-based hash of (seed, position, index): stateless and reproducible.
-double keyed_uniform(uint64_t seed, int64_t position, int64_t index);
 
 // `position` is the absolute position of the token being sampled; `eos_id` is masked during min_tokens.
 SampleResult sample_token(std::span<const float> logits, const SamplingParams& params,

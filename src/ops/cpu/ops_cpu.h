@@ -5,6 +5,7 @@
 
 #include <cstdint>
 
+#include "ops/sample_params.h"
 #include "ops/weight.h"
 
 namespace dsv4::cpu {
@@ -67,5 +68,10 @@ void swiglu_clamp(const float* g, const float* u, int64_t n, int64_t I, int64_t 
 
 // Embedding rows: out [n, D] = table[ids[i]] (f32/bf16 WeightRef [V, D]).
 void embed(const int32_t* ids, int64_t n, const WeightRef& table, float* out);
+
+// Token choice from one row of already biased/penalised logits (runtime sampler steps 4-8):
+// int32_t sample_row(const float* x, int64_t n_vocab, const SampleParams& sp, int64_t position);
+// is declared in ops/sample_params.h (included above), where the runtime, which may not include ops/cpu
+// (tools/check_layering.py), finds it; defined in ops/cpu/sample.cpp.
 
 }  // namespace dsv4::cpu

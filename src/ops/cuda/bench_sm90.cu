@@ -1,7 +1,11 @@
 // Measurements for `dsv4 bench` (style.md §7: verify before timing, events, median of many runs, inputs
-// rotated over more than 2× L2): the device-to-device copy ceiling and the linear kernel alone at one
-// shape. Results are medians in microseconds.
+// rotated over more than 2× L2 where the op is memory-bound): the device-to-device copy ceiling, the
+// FLOP ceilings (cuBLASLt FP8 GEMM, true-fp32 cuBLAS SGEMM) and cuda::linear alone at one shape.
+#include <cublasLt.h>
+#include <cublas_v2.h>
+
 #include <algorithm>
+#include <functional>
 #include <vector>
 
 #include "ops/cuda/common.cuh"
@@ -29,6 +33,39 @@ __global__ void fill_kernel(uint8_t* p, int64_t n, uint64_t seed, int mode) {
 Status fill(void* p, int64_t n, uint64_t seed, int mode) {
     fill_kernel<<<1024, 256>>>(static_cast<uint8_t*>(p), n, seed, mode);
     DSV4_CUDA_LAUNCH_CHECK("fill_kernel");
+    return Status::ok();
+}
+
+// f32 uniform in [-1, 1) (SGEMM inputs: normal numbers, no denormals).
+__global__ void fill_f32_kernel(float* p, int64_t n, uint64_t seed) {
+    for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
+         i += int64_t(gridDim.x) * blockDim.x) {
+        uint64_t z = (uint64_t(i) + seed) * 0x9E3779B97F4A7C15ull;
+        z = (z ^ (z >> 31)) * 0xBF58476D1CE4E5B9ull;
+        p[i] = float(int64_t(z >> 40) - (int64_t(1) << 23)) * 0x1.0p-23f;
+    }
+}
+
+#define DSV4_CUBLAS_CHECK(expr)                                                                \
+    do {                                                                                       \
+        cublasStatus_t dsv4_blas_s_ = (expr);                                                  \
+        if (dsv4_blas_s_ != CUBLAS_STATUS_SUCCESS)                                             \
+            return ::dsv4::error("{}:{}: cuBLAS error in '{}': {}", __FILE__, __LINE__, #expr, \
+                                 cublasGetStatusString(dsv4_blas_s_));                         \
+    } while (0)
+
+// Runs the registered releases (frees, destroys) in reverse order when the measurement returns.
+struct Cleanup {
+    std::vector<std::function<void()>> fns;
+    ~Cleanup() {
+        for (auto it = fns.rbegin(); it != fns.rend(); ++it) (*it)();
+    }
+};
+
+Status dev_alloc(Cleanup& c, void** p, int64_t bytes) {
+    DSV4_CUDA_CHECK(cudaMalloc(p, size_t(bytes)));
+    void* q = *p;
+    c.fns.push_back([q] { cudaFree(q); });
     return Status::ok();
 }
 
@@ -62,6 +99,104 @@ Result<double> measure_copy_gbps(int64_t bytes, int reps) {
     cudaFree(a);
     cudaFree(b);
     return 2.0 * double(bytes) / (median(ms) * 1e-3) / 1e9;  // read + write
+}
+
+Result<double> measure_fp8_gemm_tflops(int64_t M, int64_t N, int64_t K, int reps) {
+    // y [M, N] bf16 = x [M, K] e4m3 · W [N, K]ᵀ e4m3, fp32 accumulation, unit scales. cuBLASLt column-major
+    // view, the "TN" layout FP8 needs on Hopper: A = W as K×N (op T), B = x as K×M (op N), D = N×M.
+    Cleanup c;
+    void *W = nullptr, *X = nullptr, *Y = nullptr, *ws = nullptr;
+    const size_t ws_bytes = size_t(32) << 20;
+    DSV4_TRY(dev_alloc(c, &W, N * K));
+    DSV4_TRY(dev_alloc(c, &X, M * K));
+    DSV4_TRY(dev_alloc(c, &Y, M * N * 2));
+    DSV4_TRY(dev_alloc(c, &ws, int64_t(ws_bytes)));
+    DSV4_TRY(fill(W, N * K, 11, 1));
+    DSV4_TRY(fill(X, M * K, 12, 1));
+    cublasLtHandle_t h = nullptr;
+    DSV4_CUBLAS_CHECK(cublasLtCreate(&h));
+    c.fns.push_back([h] { cublasLtDestroy(h); });
+    cublasLtMatmulDesc_t desc = nullptr;
+    DSV4_CUBLAS_CHECK(cublasLtMatmulDescCreate(&desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+    c.fns.push_back([desc] { cublasLtMatmulDescDestroy(desc); });
+    const cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
+    const int8_t fast_accum = 0;  // full fp32 promotion of the tensor-core partial sums
+    DSV4_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof(ta)));
+    DSV4_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof(tb)));
+    DSV4_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_FAST_ACCUM, &fast_accum,
+                                                     sizeof(fast_accum)));
+    cublasLtMatrixLayout_t la = nullptr, lb = nullptr, ld = nullptr;
+    DSV4_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&la, CUDA_R_8F_E4M3, uint64_t(K), uint64_t(N), K));
+    c.fns.push_back([la] { cublasLtMatrixLayoutDestroy(la); });
+    DSV4_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&lb, CUDA_R_8F_E4M3, uint64_t(K), uint64_t(M), K));
+    c.fns.push_back([lb] { cublasLtMatrixLayoutDestroy(lb); });
+    DSV4_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&ld, CUDA_R_16BF, uint64_t(N), uint64_t(M), N));
+    c.fns.push_back([ld] { cublasLtMatrixLayoutDestroy(ld); });
+    cublasLtMatmulPreference_t pref = nullptr;
+    DSV4_CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref));
+    c.fns.push_back([pref] { cublasLtMatmulPreferenceDestroy(pref); });
+    DSV4_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
+                                                           &ws_bytes, sizeof(ws_bytes)));
+    cublasLtMatmulHeuristicResult_t heur{};
+    int n_algo = 0;
+    DSV4_CUBLAS_CHECK(cublasLtMatmulAlgoGetHeuristic(h, desc, la, lb, ld, ld, pref, 1, &heur, &n_algo));
+    if (n_algo == 0)
+        return error("measure_fp8_gemm_tflops: no cuBLASLt FP8 algorithm for M={} N={} K={}", M, N, K);
+    const float alpha = 1.0f, beta = 0.0f;
+    cudaEvent_t e0, e1;
+    DSV4_CUDA_CHECK(cudaEventCreate(&e0));
+    c.fns.push_back([e0] { cudaEventDestroy(e0); });
+    DSV4_CUDA_CHECK(cudaEventCreate(&e1));
+    c.fns.push_back([e1] { cudaEventDestroy(e1); });
+    std::vector<float> ms;
+    for (int r = 0; r < reps + 2; ++r) {
+        DSV4_CUDA_CHECK(cudaEventRecord(e0));
+        DSV4_CUBLAS_CHECK(cublasLtMatmul(h, desc, &alpha, W, la, X, lb, &beta, Y, ld, Y, ld, &heur.algo, ws,
+                                         ws_bytes, nullptr));
+        DSV4_CUDA_CHECK(cudaEventRecord(e1));
+        DSV4_CUDA_CHECK(cudaEventSynchronize(e1));
+        float t = 0;
+        DSV4_CUDA_CHECK(cudaEventElapsedTime(&t, e0, e1));
+        if (r >= 2) ms.push_back(t);  // two warm-ups
+    }
+    return 2.0 * double(M) * double(N) * double(K) / (median(ms) * 1e-3) / 1e12;
+}
+
+Result<double> measure_sgemm_tflops(int64_t M, int64_t N, int64_t K, int reps) {
+    // The same TN product in f32 through cublasSgemm with pedantic math (true fp32, no TF32): the ceiling
+    // of cuda::linear's GEMM path.
+    Cleanup c;
+    void *W = nullptr, *X = nullptr, *Y = nullptr;
+    DSV4_TRY(dev_alloc(c, &W, N * K * 4));
+    DSV4_TRY(dev_alloc(c, &X, M * K * 4));
+    DSV4_TRY(dev_alloc(c, &Y, M * N * 4));
+    fill_f32_kernel<<<1024, 256>>>(static_cast<float*>(W), N * K, 21);
+    DSV4_CUDA_LAUNCH_CHECK("fill_f32_kernel");
+    fill_f32_kernel<<<1024, 256>>>(static_cast<float*>(X), M * K, 22);
+    DSV4_CUDA_LAUNCH_CHECK("fill_f32_kernel");
+    cublasHandle_t h = nullptr;
+    DSV4_CUBLAS_CHECK(cublasCreate(&h));
+    c.fns.push_back([h] { cublasDestroy(h); });
+    DSV4_CUBLAS_CHECK(cublasSetMathMode(h, CUBLAS_PEDANTIC_MATH));
+    const float alpha = 1.0f, beta = 0.0f;
+    cudaEvent_t e0, e1;
+    DSV4_CUDA_CHECK(cudaEventCreate(&e0));
+    c.fns.push_back([e0] { cudaEventDestroy(e0); });
+    DSV4_CUDA_CHECK(cudaEventCreate(&e1));
+    c.fns.push_back([e1] { cudaEventDestroy(e1); });
+    std::vector<float> ms;
+    for (int r = 0; r < reps + 2; ++r) {
+        DSV4_CUDA_CHECK(cudaEventRecord(e0));
+        DSV4_CUBLAS_CHECK(cublasSgemm(h, CUBLAS_OP_T, CUBLAS_OP_N, int(N), int(M), int(K), &alpha,
+                                      static_cast<const float*>(W), int(K), static_cast<const float*>(X),
+                                      int(K), &beta, static_cast<float*>(Y), int(N)));
+        DSV4_CUDA_CHECK(cudaEventRecord(e1));
+        DSV4_CUDA_CHECK(cudaEventSynchronize(e1));
+        float t = 0;
+        DSV4_CUDA_CHECK(cudaEventElapsedTime(&t, e0, e1));
+        if (r >= 2) ms.push_back(t);
+    }
+    return 2.0 * double(M) * double(N) * double(K) / (median(ms) * 1e-3) / 1e12;
 }
 
 Result<double> bench_linear_us(DType dt, int64_t n_tok, int64_t N, int64_t K, int reps) {

@@ -72,6 +72,27 @@ __device__ __forceinline__ float e2m1_to_f32_dev(uint32_t code) {
     return (code & 8u) ? -v : v;
 }
 
+// cp.async (sm_80+): global -> shared copies that bypass registers; a thread's copies form a group at
+// cp_async_commit(), and cp_async_wait<N>() waits until at most N of its groups are still in flight (a
+// __syncthreads() after it publishes the data to the block). 16 B copies need 16 B-aligned addresses.
+__device__ __forceinline__ void cp_async16(void* smem, const void* gmem) {
+    const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(smem));
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(s), "l"(__cvta_generic_to_global(gmem))
+                 : "memory");
+}
+__device__ __forceinline__ void cp_async4(void* smem, const void* gmem) {
+    const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(smem));
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 4;\n" ::"r"(s), "l"(__cvta_generic_to_global(gmem))
+                 : "memory");
+}
+__device__ __forceinline__ void cp_async_commit() {
+    asm volatile("cp.async.commit_group;\n" ::: "memory");
+}
+template <int N>
+__device__ __forceinline__ void cp_async_wait() {
+    asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
+}
+
 inline unsigned ceil_div_u(int64_t a, int64_t b) {
     return unsigned((a + b - 1) / b);
 }

@@ -1,7 +1,19 @@
 // Linear y = x·Wᵀ over weights in their stored formats (f32/bf16/f16, FP8 e4m3 + 128x128 UE8M0,
-// packed FP4 + per-32 UE8M0), dequantized in registers, fp32 accumulation. Phase-A kernel: one warp
-// per output row, up to kTok tokens per pass, 16-byte weight loads when the shape allows. Tested
-// against cpu::linear in tests/ops (case "linear"); note: docs/kernels/linear.md.
+// packed FP4 + per-32 UE8M0), fp32 accumulation throughout. Two paths: the GEMV kernel (one warp per
+// output row, up to kTok tokens per pass, weights dequantized in registers) for few tokens, and for
+// n ≥ kGemmMinTokens an exact dequantization of W into an f32 scratch followed by a true-fp32 cuBLAS
+// SGEMM (no TF32). Routed experts take the same two paths per expert. Tested against cpu::linear in
+// tests/ops (op "linear": op_cases.cpp, op_cases_linear.cpp); note: docs/kernels/linear.md.
+#include <cublas_v2.h>
+
+#include <algorithm>
+#include <climits>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <utility>
+#include <vector>
+
 #include "ops/cuda/common.cuh"
 #include "ops/cuda/cuda_check.h"
 #include "ops/cuda/ops_cuda.h"
@@ -278,11 +290,406 @@ Status dispatch(const float* x, int64_t n, int64_t ldx, int64_t x_div, const Dev
     }
 }
 
+// ------------------------------------------------------------------ GEMM path (many tokens / pairs)
+// W is dequantized exactly into an f32 scratch (code·2^e is exact in fp32), then cuBLAS SGEMM in true fp32
+// computes y. Only the summation order differs from cpu::linear. The scratch is bounded: weights in
+// row slices of at most kWeightScratchBytes, grouped activations in windows of kActScratchBytes.
+
+constexpr int64_t kGemmMinTokens = 16;                   // linear: n ≥ this takes the GEMM path
+constexpr int64_t kGroupedGemmMinPairs = 128;            // linear_grouped: n_pairs ≥ this reads the chunks
+constexpr int64_t kGroupedGemmMinRows = kGemmMinTokens;  // ... and experts with ≥ this many pairs use SGEMM
+constexpr int64_t kWeightScratchBytes = int64_t(256) << 20;
+constexpr int64_t kActScratchBytes = int64_t(64) << 20;
+constexpr size_t kBlasWorkspaceBytes = size_t(32) << 20;
+
+// out [rows, K] = rows r0 .. r0+rows−1 of w (of table[e] when table is non-null: grouped experts read
+// their entry on the device, so the host never needs it). 16-byte loads when K, the data pointer and the
+// scale blocks allow (decided on the device, uniform over the launch), else one element per thread.
+template <DType DT>
+__global__ void __launch_bounds__(256)
+    dequant_rows_kernel(DevWeight w, const DevWeight* __restrict__ table, int32_t e, int64_t r0, int64_t rows,
+                        float* __restrict__ out) {
+    if (table) w = table[e];
+    constexpr int E = Fmt<DT>::kElems;
+    constexpr bool kScaled = DT == DType::f8_e4m3 || DT == DType::fp4_e2m1;
+    const int64_t K = w.n_cols, stride = int64_t(gridDim.x) * blockDim.x;
+    const bool vec =
+        K % E == 0 && (reinterpret_cast<uintptr_t>(w.data) & 15u) == 0 && (!kScaled || w.block_cols % E == 0);
+    if (vec) {
+        const int64_t per_row = K / E, total = rows * per_row;
+        for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < total; i += stride) {
+            const int64_t r = i / per_row, k = (i - r * per_row) * E;
+            float v[E];
+            Fmt<DT>::decode(Fmt<DT>::raw(w, r0 + r, k), Fmt<DT>::scale(w, r0 + r, k), v);
+            float4* o = reinterpret_cast<float4*>(out + r * K + k);  // K % 4 == 0: 16-byte aligned
+#pragma unroll
+            for (int j = 0; j < E / 4; ++j)
+                o[j] = make_float4(v[4 * j], v[4 * j + 1], v[4 * j + 2], v[4 * j + 3]);
+        }
+    } else {
+        const int64_t total = rows * K;
+        for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < total; i += stride) {
+            const int64_t r = i / K;
+            out[i] = Fmt<DT>::one(w, r0 + r, i - r * K);
+        }
+    }
+}
+
+// dst [rows, K] = x rows perm[j] / x_div (grouped SGEMM input). grid: rows.
+__global__ void gather_pairs_kernel(const float* __restrict__ x, int64_t ldx, int64_t x_div,
+                                    const int32_t* __restrict__ perm, int64_t K, float* __restrict__ dst) {
+    const int64_t j = blockIdx.x;
+    const float* src = x + (int64_t(perm[j]) / x_div) * ldx;
+    for (int64_t k = threadIdx.x; k < K; k += blockDim.x) dst[j * K + k] = src[k];
+}
+
+// y rows perm[j] = src [rows, N] (grouped SGEMM output; every pair sits once in perm, so no two blocks
+// write the same row). grid: rows.
+__global__ void scatter_pairs_kernel(const float* __restrict__ src, int64_t N,
+                                     const int32_t* __restrict__ perm, float* __restrict__ y, int64_t ldy) {
+    const int64_t j = blockIdx.x;
+    float* dst = y + int64_t(perm[j]) * ldy;
+    for (int64_t r = threadIdx.x; r < N; r += blockDim.x) dst[r] = src[j * N + r];
+}
+
+// Per (device, stream): the cuBLAS handle and the grow-only scratch. One per stream, so that calls on two
+// streams never share a buffer; `mu` is held for a whole call (host side), so two threads using the same
+// stream queue their calls one after the other. Never freed: it lives as long as the process (freeing at
+// static destruction would race the CUDA runtime's own teardown).
+struct GemmContext {
+    std::mutex mu;
+    cublasHandle_t blas = nullptr;
+    void* blas_ws = nullptr;  // [kBlasWorkspaceBytes], set as the handle's workspace on every call
+    float* w_buf = nullptr;   // dequantized weight slice [rows, K]
+    int64_t w_bytes = 0;
+    float* a_buf = nullptr;  // grouped: gathered x rows [window, K], then their outputs [window, N]
+    int64_t a_bytes = 0;
+    int32_t* d_small = nullptr;   // grouped: {count, chunks...} of the experts left to the GEMV kernel
+    int32_t* h_chunks = nullptr;  // pinned: {n_chunks, chunks...} read back, then the d_small upload
+    int64_t chunk_ints = 0;       // ints of d_small, and of each of the two halves of h_chunks
+};
+
+Result<GemmContext*> gemm_context(cudaStream_t s) {
+    struct All {
+        std::mutex mu;
+        std::map<std::pair<int, cudaStream_t>, std::unique_ptr<GemmContext>> m;
+    };
+    static All* all = new All;  // NOLINT: deliberately never destroyed (see GemmContext)
+    int dev = 0;
+    DSV4_CUDA_CHECK(cudaGetDevice(&dev));
+    std::lock_guard<std::mutex> lock(all->mu);
+    std::unique_ptr<GemmContext>& c = all->m[{dev, s}];
+    if (!c) c = std::make_unique<GemmContext>();
+    return c.get();
+}
+
+Status device_alloc(void** p, int64_t bytes, const char* what) {
+    if (cudaMalloc(p, size_t(bytes)) == cudaSuccess) return Status::ok();
+    cudaGetLastError();
+    size_t free_b = 0, total_b = 0;
+    cudaMemGetInfo(&free_b, &total_b);
+    *p = nullptr;
+    return error("cuda::linear: cannot allocate {} bytes of GEMM {} scratch ({} bytes free of {})", bytes,
+                 what, free_b, total_b);
+}
+
+// Creates the handle and grows the buffers to at least the given sizes (bytes; ints for the chunk
+// tables). Growing synchronizes the stream (the old buffers may still be in use by queued work) and
+// allocates, so it must not happen during CUDA graph capture: it is refused there with a hint.
+Status reserve(GemmContext& c, cudaStream_t s, int64_t w_bytes, int64_t a_bytes, int64_t chunk_ints) {
+    if (c.blas && c.blas_ws && w_bytes <= c.w_bytes && a_bytes <= c.a_bytes && chunk_ints <= c.chunk_ints)
+        return Status::ok();
+    cudaStreamCaptureStatus cap = cudaStreamCaptureStatusNone;
+    DSV4_CUDA_CHECK(cudaStreamIsCapturing(s, &cap));
+    if (cap != cudaStreamCaptureStatusNone)
+        return error(
+            "cuda::linear: the GEMM path would allocate scratch during CUDA graph capture ({} B weights, {} "
+            "B "
+            "activations); hint: run one call of the largest shape on this stream before capturing",
+            w_bytes, a_bytes);
+    DSV4_CUDA_CHECK(cudaStreamSynchronize(s));
+    if (!c.blas) {
+        const cublasStatus_t st = cublasCreate(&c.blas);
+        if (st != CUBLAS_STATUS_SUCCESS) {
+            c.blas = nullptr;
+            return error("cuda::linear: cublasCreate failed: {}", cublasGetStatusString(st));
+        }
+        // true fp32: no TF32, no reduced-precision or emulated paths (the model's exact numerics)
+        cublasSetMathMode(c.blas, CUBLAS_PEDANTIC_MATH);
+    }
+    if (!c.blas_ws) DSV4_TRY(device_alloc(&c.blas_ws, int64_t(kBlasWorkspaceBytes), "cuBLAS workspace"));
+    auto grow = [&](void** p, int64_t& have, int64_t want, const char* what) -> Status {
+        if (want <= have) return Status::ok();
+        cudaFree(*p);
+        *p = nullptr;
+        have = 0;
+        DSV4_TRY(device_alloc(p, want, what));
+        have = want;
+        return Status::ok();
+    };
+    DSV4_TRY(grow(reinterpret_cast<void**>(&c.w_buf), c.w_bytes, w_bytes, "weight"));
+    DSV4_TRY(grow(reinterpret_cast<void**>(&c.a_buf), c.a_bytes, a_bytes, "activation"));
+    if (chunk_ints > c.chunk_ints) {
+        cudaFree(c.d_small);
+        cudaFreeHost(c.h_chunks);
+        c.d_small = nullptr, c.h_chunks = nullptr, c.chunk_ints = 0;
+        DSV4_TRY(device_alloc(reinterpret_cast<void**>(&c.d_small), chunk_ints * 4, "chunk table"));
+        DSV4_CUDA_CHECK(cudaMallocHost(reinterpret_cast<void**>(&c.h_chunks), size_t(chunk_ints) * 8));
+        c.chunk_ints = chunk_ints;
+    }
+    return Status::ok();
+}
+
+// Binds the handle to this call's stream (cublasSetStream resets the workspace, so set it after).
+Status bind(GemmContext& c, cudaStream_t s) {
+    cublasStatus_t st = cublasSetStream(c.blas, s);
+    if (st == CUBLAS_STATUS_SUCCESS) st = cublasSetWorkspace(c.blas, c.blas_ws, kBlasWorkspaceBytes);
+    if (st != CUBLAS_STATUS_SUCCESS)
+        return error("cuda::linear: cuBLAS stream setup failed: {}", cublasGetStatusString(st));
+    return Status::ok();
+}
+
+// Column-major view of y[i·ldc + r] = Σ_k B[i·ldb + k]·A[r·lda + k] (r < m, i < n): C = Aᵀ·B.
+Status sgemm_tn(GemmContext& c, int64_t m, int64_t n, int64_t k, const float* A, int64_t lda, const float* B,
+                int64_t ldb, float* C, int64_t ldc) {
+    const float one = 1.0f, zero = 0.0f;  // beta = 0: C is not read (it may hold NaN poison)
+    const cublasStatus_t st = cublasSgemm(c.blas, CUBLAS_OP_T, CUBLAS_OP_N, int(m), int(n), int(k), &one, A,
+                                          int(lda), B, int(ldb), &zero, C, int(ldc));
+    if (st != CUBLAS_STATUS_SUCCESS)
+        return error("cuda::linear: cublasSgemm m={} n={} k={} failed: {}", m, n, k,
+                     cublasGetStatusString(st));
+    return Status::ok();
+}
+
+template <DType DT>
+Status launch_dequant(const DevWeight& w, const DevWeight* table, int32_t e, int64_t r0, int64_t rows,
+                      float* out, cudaStream_t s) {
+    const int64_t blocks = std::clamp<int64_t>((rows * w.n_cols + 1023) / 1024, 1, 132 * 16);
+    dequant_rows_kernel<DT><<<unsigned(blocks), 256, 0, s>>>(w, table, e, r0, rows, out);
+    DSV4_CUDA_LAUNCH_CHECK("dequant_rows_kernel");
+    return Status::ok();
+}
+
+Status dequant(const DevWeight& w, const DevWeight* table, int32_t e, int64_t r0, int64_t rows, float* out,
+               cudaStream_t s) {
+    switch (w.dtype) {
+        case DType::f32:
+            return launch_dequant<DType::f32>(w, table, e, r0, rows, out, s);
+        case DType::bf16:
+            return launch_dequant<DType::bf16>(w, table, e, r0, rows, out, s);
+        case DType::f16:
+            return launch_dequant<DType::f16>(w, table, e, r0, rows, out, s);
+        case DType::f8_e4m3:
+            return launch_dequant<DType::f8_e4m3>(w, table, e, r0, rows, out, s);
+        case DType::fp4_e2m1:
+            return launch_dequant<DType::fp4_e2m1>(w, table, e, r0, rows, out, s);
+        default:
+            return error("cuda::linear: unsupported weight dtype {}", dtype_name(w.dtype));
+    }
+}
+
+bool fits_int(int64_t v) {
+    return v >= 0 && v <= INT_MAX;
+}
+
+bool known_dtype(DType dt) {
+    return dt == DType::f32 || dt == DType::bf16 || dt == DType::f16 || dt == DType::f8_e4m3 ||
+           dt == DType::fp4_e2m1;
+}
+
+// Weight rows per dequantized slice.
+int64_t weight_slice_rows(int64_t N, int64_t K) {
+    return std::clamp<int64_t>(kWeightScratchBytes / (K * 4), 1, N);
+}
+
+Status linear_gemm(const float* x, int64_t n, int64_t ldx, const DevWeight& w, float* y, int64_t ldy,
+                   cudaStream_t s) {
+    const int64_t N = w.n_rows, K = w.n_cols;
+    const bool direct = w.dtype == DType::f32;  // already f32 [N, K]: SGEMM reads it in place
+    const int64_t slice = direct ? N : weight_slice_rows(N, K);
+    DSV4_TRY_ASSIGN(GemmContext * c, gemm_context(s));
+    std::lock_guard<std::mutex> lock(c->mu);
+    DSV4_TRY(reserve(*c, s, direct ? 0 : slice * K * 4, 0, 0));
+    DSV4_TRY(bind(*c, s));
+    for (int64_t r0 = 0; r0 < N; r0 += slice) {
+        const int64_t rows = std::min(slice, N - r0);
+        const float* A = reinterpret_cast<const float*>(w.data) + r0 * K;
+        if (!direct) {
+            DSV4_TRY(dequant(w, nullptr, 0, r0, rows, c->w_buf, s));
+            A = c->w_buf;
+        }
+        DSV4_TRY(sgemm_tn(*c, rows, n, K, A, K, x, ldx, y + r0, ldy));
+    }
+    return Status::ok();
+}
+
+// Experts with ≥ kGroupedGemmMinRows pairs: windows of consecutive sorted pairs are gathered into the
+// activation scratch, each expert's rows multiplied by its dequantized weight, and the results scattered
+// back. The other experts' chunks go to the GEMV kernel through a chunk table of their own. Costs one
+// stream synchronization (the chunk table read back), hence prefill only.
+template <DType DT>
+Status grouped_gemm(const float* x, int64_t n_pairs, int64_t ldx, int64_t x_div, const DevWeight* table,
+                    const DevWeight& proto, const int32_t* perm, const int32_t* chunks,
+                    const int32_t* n_chunks, int64_t max_chunks, float* y, int64_t ldy, cudaStream_t s) {
+    const int64_t N = proto.n_rows, K = proto.n_cols;
+    DSV4_TRY_ASSIGN(GemmContext * c, gemm_context(s));
+    std::lock_guard<std::mutex> lock(c->mu);
+    const int64_t table_ints = 1 + 3 * max_chunks;
+    DSV4_TRY(reserve(*c, s, 0, 0, table_ints));
+    int32_t* h_read = c->h_chunks;                   // {n_chunks, chunks...} from the device
+    int32_t* h_small = c->h_chunks + c->chunk_ints;  // {count, chunks...} for the GEMV kernel
+    DSV4_CUDA_CHECK(cudaMemcpyAsync(h_read, n_chunks, 4, cudaMemcpyDeviceToHost, s));
+    DSV4_CUDA_CHECK(cudaMemcpyAsync(h_read + 1, chunks, size_t(max_chunks) * 12, cudaMemcpyDeviceToHost, s));
+    DSV4_CUDA_CHECK(cudaStreamSynchronize(s));
+
+    // The chunks of one expert are consecutive and cover its pairs in perm order: merge them into groups.
+    struct Group {
+        int32_t e;
+        int64_t start, count, first_chunk, n_chunk;
+    };
+    std::vector<Group> groups;
+    const int64_t nc = h_read[0];
+    if (nc < 0 || nc > max_chunks)
+        return error("cuda::linear_grouped: {} chunks in a table of {}", nc, max_chunks);
+    int64_t covered = 0;
+    for (int64_t i = 0; i < nc; ++i) {
+        const int32_t* ch = h_read + 1 + 3 * i;
+        if (ch[0] < 0 || ch[1] != covered || ch[2] <= 0 || ch[2] > n_pairs - covered)
+            return error(
+                "cuda::linear_grouped: chunk {} = {{{}, {}, {}}} does not continue the table at pair {}", i,
+                ch[0], ch[1], ch[2], covered);
+        if (!groups.empty() && groups.back().e == ch[0]) {
+            groups.back().count += ch[2];
+            ++groups.back().n_chunk;
+        } else {
+            groups.push_back({ch[0], ch[1], ch[2], i, 1});
+        }
+        covered += ch[2];
+    }
+    if (covered != n_pairs)
+        return error("cuda::linear_grouped: the chunk table covers {} of {} pairs", covered, n_pairs);
+
+    // GEMV for the small experts (their chunk entries copied verbatim: rows come from perm through start)
+    int32_t n_small = 0;
+    for (const Group& g : groups)
+        if (g.count < kGroupedGemmMinRows)
+            for (int64_t i = g.first_chunk; i < g.first_chunk + g.n_chunk; ++i, ++n_small)
+                for (int j = 0; j < 3; ++j) h_small[1 + 3 * n_small + j] = h_read[1 + 3 * i + j];
+    if (n_small > 65535)
+        return error("cuda::linear_grouped: {} small-expert chunks is more than one launch covers", n_small);
+    if (n_small > 0) {
+        h_small[0] = n_small;
+        DSV4_CUDA_CHECK(
+            cudaMemcpyAsync(c->d_small, h_small, size_t(1 + 3 * n_small) * 4, cudaMemcpyHostToDevice, s));
+        DSV4_TRY(launch<DT>(x, n_pairs, ldx, x_div, proto, table, perm, c->d_small + 1, c->d_small, n_small,
+                            y, ldy, s));
+    }
+    if (n_small == nc) return Status::ok();
+
+    // SGEMM for the large ones
+    const int64_t slice = weight_slice_rows(N, K);
+    const int64_t window = std::clamp<int64_t>(kActScratchBytes / ((K + N) * 4), 1, n_pairs);
+    DSV4_TRY(reserve(*c, s, slice * K * 4, window * (K + N) * 4, table_ints));
+    DSV4_TRY(bind(*c, s));
+    float* Xg = c->a_buf;               // [window, K]: row j holds pair perm[w0 + j]
+    float* Yg = c->a_buf + window * K;  // [window, N]
+    int32_t cached_e = -1;              // expert whose whole weight sits in w_buf (slice == N only)
+    size_t gi = 0;
+    for (int64_t w0 = 0; w0 < n_pairs; w0 += window) {
+        const int64_t w1 = std::min(n_pairs, w0 + window);
+        // the large groups overlapping [w0, w1): gather their span once
+        size_t g_end = gi;
+        int64_t lo = -1, hi = -1;
+        for (size_t g = gi; g < groups.size() && groups[g].start < w1; ++g, g_end = g)
+            if (groups[g].count >= kGroupedGemmMinRows) {
+                if (lo < 0) lo = std::max(groups[g].start, w0);
+                hi = std::min(groups[g].start + groups[g].count, w1);
+            }
+        if (lo >= 0) {
+            gather_pairs_kernel<<<unsigned(hi - lo), 256, 0, s>>>(x, ldx, x_div, perm + lo, K,
+                                                                  Xg + (lo - w0) * K);
+            DSV4_CUDA_LAUNCH_CHECK("gather_pairs_kernel");
+        }
+        int64_t run_lo = -1;  // start of the current run of consecutive large groups (for the scatter)
+        auto flush = [&](int64_t run_hi) -> Status {
+            if (run_lo < 0) return Status::ok();
+            scatter_pairs_kernel<<<unsigned(run_hi - run_lo), 256, 0, s>>>(Yg + (run_lo - w0) * N, N,
+                                                                           perm + run_lo, y, ldy);
+            DSV4_CUDA_LAUNCH_CHECK("scatter_pairs_kernel");
+            run_lo = -1;
+            return Status::ok();
+        };
+        for (size_t g = gi; g < g_end; ++g) {
+            const Group& G = groups[g];
+            const int64_t a = std::max(G.start, w0), b = std::min(G.start + G.count, w1);
+            if (G.count < kGroupedGemmMinRows) {
+                DSV4_TRY(flush(a));
+                continue;
+            }
+            if (run_lo < 0) run_lo = a;
+            for (int64_t r0 = 0; r0 < N; r0 += slice) {
+                const int64_t rows = std::min(slice, N - r0);
+                if (slice < N || cached_e != G.e) {
+                    DSV4_TRY(dequant(proto, table, G.e, r0, rows, c->w_buf, s));
+                    cached_e = slice < N ? -1 : G.e;
+                }
+                DSV4_TRY(sgemm_tn(*c, rows, b - a, K, c->w_buf, K, Xg + (a - w0) * K, K,
+                                  Yg + (a - w0) * N + r0, N));
+            }
+        }
+        DSV4_TRY(flush(hi));
+        // a group that runs past w1 is taken up again by the next window
+        gi = g_end;
+        if (gi > 0 && groups[gi - 1].start + groups[gi - 1].count > w1) --gi;
+    }
+    return Status::ok();
+}
+
+Status grouped_gemm_dispatch(const float* x, int64_t n_pairs, int64_t ldx, int64_t x_div,
+                             const DevWeight* table, const DevWeight& proto, const int32_t* perm,
+                             const int32_t* chunks, const int32_t* n_chunks, int64_t max_chunks, float* y,
+                             int64_t ldy, cudaStream_t s) {
+    switch (proto.dtype) {
+        case DType::f32:
+            return grouped_gemm<DType::f32>(x, n_pairs, ldx, x_div, table, proto, perm, chunks, n_chunks,
+                                            max_chunks, y, ldy, s);
+        case DType::bf16:
+            return grouped_gemm<DType::bf16>(x, n_pairs, ldx, x_div, table, proto, perm, chunks, n_chunks,
+                                             max_chunks, y, ldy, s);
+        case DType::f16:
+            return grouped_gemm<DType::f16>(x, n_pairs, ldx, x_div, table, proto, perm, chunks, n_chunks,
+                                            max_chunks, y, ldy, s);
+        case DType::f8_e4m3:
+            return grouped_gemm<DType::f8_e4m3>(x, n_pairs, ldx, x_div, table, proto, perm, chunks, n_chunks,
+                                                max_chunks, y, ldy, s);
+        case DType::fp4_e2m1:
+            return grouped_gemm<DType::fp4_e2m1>(x, n_pairs, ldx, x_div, table, proto, perm, chunks, n_chunks,
+                                                 max_chunks, y, ldy, s);
+        default:
+            return error("cuda::linear_grouped: unsupported weight dtype {}", dtype_name(proto.dtype));
+    }
+}
+
+bool capturing(cudaStream_t s) {
+    cudaStreamCaptureStatus cap = cudaStreamCaptureStatusNone;
+    if (cudaStreamIsCapturing(s, &cap) != cudaSuccess) {
+        cudaGetLastError();
+        return true;  // cannot tell: take the path that is safe under capture
+    }
+    return cap != cudaStreamCaptureStatusNone;
+}
+
 }  // namespace
 
 Status linear(const float* x, int64_t n, int64_t ldx, const WeightRef& w, float* y, int64_t ldy,
               cudaStream_t s) {
-    return dispatch(x, n, ldx, 1, DevWeight::from(w), nullptr, nullptr, nullptr, nullptr, 0, y, ldy, s);
+    const DevWeight dw = DevWeight::from(w);
+    if (n == 0 || dw.n_rows == 0) return Status::ok();
+    if (n >= kGemmMinTokens && known_dtype(dw.dtype) && dw.n_cols > 0 && ldx >= dw.n_cols &&
+        ldy >= dw.n_rows && fits_int(n) && fits_int(ldx) && fits_int(ldy) && fits_int(dw.n_rows) &&
+        fits_int(dw.n_cols))
+        return linear_gemm(x, n, ldx, dw, y, ldy, s);
+    return dispatch(x, n, ldx, 1, dw, nullptr, nullptr, nullptr, nullptr, 0, y, ldy, s);
 }
 
 int64_t moe_max_chunks(int64_t n_pairs, int64_t E) {
@@ -299,8 +706,15 @@ Status moe_group(const int32_t* esel, int64_t n_pairs, int64_t E, int32_t* perm,
 Status linear_grouped(const float* x, int64_t n_pairs, int64_t ldx, int64_t x_div, const DevWeight* table,
                       const WeightRef& proto, const int32_t* perm, const int32_t* chunks,
                       const int32_t* n_chunks, int64_t max_chunks, float* y, int64_t ldy, cudaStream_t s) {
-    return dispatch(x, n_pairs, ldx, x_div, DevWeight::from(proto), table, perm, chunks, n_chunks, max_chunks,
-                    y, ldy, s);
+    const DevWeight dp = DevWeight::from(proto);
+    if (n_pairs == 0 || dp.n_rows == 0) return Status::ok();
+    // The read-back of the chunk table synchronizes the stream: big (prefill) batches only, never under
+    // graph capture.
+    if (n_pairs >= kGroupedGemmMinPairs && known_dtype(dp.dtype) && dp.n_cols > 0 && fits_int(n_pairs) &&
+        fits_int(dp.n_rows) && fits_int(dp.n_cols) && !capturing(s))
+        return grouped_gemm_dispatch(x, n_pairs, ldx, x_div, table, dp, perm, chunks, n_chunks, max_chunks, y,
+                                     ldy, s);
+    return dispatch(x, n_pairs, ldx, x_div, dp, table, perm, chunks, n_chunks, max_chunks, y, ldy, s);
 }
 
 }  // namespace dsv4::cuda

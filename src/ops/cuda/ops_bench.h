@@ -1,4 +1,5 @@
-// Device measurements used by `dsv4 bench` (bench_sm90.cu): the copy ceiling and per-kernel timings.
+// Device measurements used by `dsv4 bench` (bench_sm90.cu): the copy and FLOP ceilings and per-kernel
+// timings.
 #pragma once
 
 #include <cstdint>
@@ -10,8 +11,15 @@ namespace dsv4::cuda {
 
 // Device-to-device copy of `bytes`, counting bytes read + written; median of `reps` (GB/s).
 Result<double> measure_copy_gbps(int64_t bytes, int reps);
-// cuda::linear alone on random weights of (dt, N, K) and n_tok tokens, weights rotated over > 2× L2;
-// median microseconds per call (event-bracketed, so it includes the isolated-launch cost).
+// FLOP ceilings of y [M, N] = x [M, K]·W [N, K]ᵀ on random inputs, median of `reps` event-bracketed calls
+// after two warm-ups (TFLOP/s, 2·M·N·K FLOPs per call):
+//   fp8:   cuBLASLt e4m3 × e4m3 (TN layout), fp32 compute, fast-accumulation off, unit scales, bf16 output;
+//   sgemm: cublasSgemm in true fp32 (pedantic math, no TF32), the engine of cuda::linear for n ≥ 16.
+Result<double> measure_fp8_gemm_tflops(int64_t M, int64_t N, int64_t K, int reps);
+Result<double> measure_sgemm_tflops(int64_t M, int64_t N, int64_t K, int reps);
+// cuda::linear alone on random weights of (dt, N, K) and n_tok tokens (any n_tok: n_tok ≥ 16 times the
+// dequantize + SGEMM path, its scratch grown in the warm-up calls), weights rotated over > 2× L2; median
+// microseconds per call (event-bracketed, so it includes the isolated-launch cost).
 Result<double> bench_linear_us(DType dt, int64_t n_tok, int64_t N, int64_t K, int reps);
 
 }  // namespace dsv4::cuda

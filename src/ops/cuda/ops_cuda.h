@@ -1,7 +1,12 @@
 // Launchers of the Hopper (sm_90a) CUDA backend: one per op of ops/cpu/ops_cpu.h with the same
 // semantics, plus the few model-side helpers (compressor state, key lists, MoE combine). They take
-// raw device pointers, dims and a stream, allocate nothing, and are tested against the CPU reference
-// in tests/ops/test_ops.cpp (model helpers: tests/model/test_cuda_model.cpp). Notes: docs/kernels/.
+// raw device pointers, dims and a stream, and are tested against the CPU reference in
+// tests/ops/test_ops.cpp (model helpers: tests/model/test_cuda_model.cpp). Notes: docs/kernels/.
+// They allocate nothing, with one exception: the GEMM paths of linear / linear_grouped keep, per (device,
+// stream), a cuBLAS handle, a 32 MB cuBLAS workspace, a weight scratch (≤ 256 MB), an activation scratch
+// (≤ 64 MB, grouped only) and a small device + pinned host chunk table, created by the first such call and
+// grown (never shrunk, never freed) by a later call that needs more. Growing synchronizes the stream and is
+// refused under CUDA graph capture: make one call of each large shape (a warm-up forward) before capturing.
 // Weights are WeightRefs whose data/scale point to DEVICE memory, in the stored format (f32/bf16/f16,
 // FP8 e4m3 + 128x128 UE8M0, packed FP4 + per-32 UE8M0). Small weights (norms, sinks, hc parameters,
 // biases) are plain f32 device arrays.
@@ -12,6 +17,7 @@
 #include <cstdint>
 
 #include "core/status.h"
+#include "ops/sample_params.h"
 #include "ops/weight.h"
 
 namespace dsv4::cuda {
@@ -36,14 +42,19 @@ struct DevWeight {
 };
 
 // ---- linear_sm90.cu
-// y[i·ldy + r] = Σ_k x[i·ldx + k]·W[r, k] for i < n, r < w.n_rows (fp32 accumulation, weight dequantized
-// in registers).
+// y[i·ldy + r] = Σ_k x[i·ldx + k]·W[r, k] for i < n, r < w.n_rows (fp32 accumulation). n < 16: GEMV
+// kernel, weight dequantized in registers. n ≥ 16 (with ldx ≥ K, ldy ≥ N): W dequantized exactly into the
+// f32 scratch (row slices of ≤ 256 MB; f32 weights are read in place), then cuBLAS SGEMM in true fp32
+// (pedantic math: no TF32). Both agree with cpu::linear up to the summation order.
 Status linear(const float* x, int64_t n, int64_t ldx, const WeightRef& w, float* y, int64_t ldy,
               cudaStream_t s);
 // Routed experts, grouped: moe_group sorts the n_pairs (token, slot) pairs by expert (esel [n_pairs])
 // into perm [n_pairs] and a chunk table chunks [moe_max_chunks, 3] = {expert, start, count} with
 // *n_chunks used (scratch [E + 1] int32). linear_grouped then computes y[p] = table[e]·x[p / x_div] for
 // every pair p (all table entries of proto's dtype and shape), reading each expert's weight once per chunk.
+// n_pairs ≥ 128 (prefill; not under graph capture): the chunk table is read back to the host (one
+// cudaStreamSynchronize); experts with ≥ 16 pairs gather their x rows into the activation scratch, run one
+// SGEMM against their dequantized weight and scatter the rows back; the others keep the GEMV kernel.
 int64_t moe_max_chunks(int64_t n_pairs, int64_t E);
 Status moe_group(const int32_t* esel, int64_t n_pairs, int64_t E, int32_t* perm, int32_t* chunks,
                  int32_t* n_chunks, int32_t* scratch, cudaStream_t s);
@@ -63,22 +74,33 @@ Status swiglu_clamp(const float* g, const float* u, int64_t n, int64_t I, int64_
 Status scale(float* x, int64_t count, float a, cudaStream_t s);
 
 // ---- hc_sm90.cu (fn [(2+hc)·hc, hc·D], base [(2+hc)·hc], scale [3]; head: fn [hc, hc·D], base [hc], scale
-// [1])
+// [1]). work: null = one CTA per token (phase A); else a device buffer of ≥ hc_work_floats(n, hc, D)
+// floats (the same n, hc, D; one buffer serves hc_pre and hc_head) = the K-split path, any n: partial dot
+// products over slices of hc·D on many CTAs, then a fixed-order reduction (deterministic).
+// docs/kernels/hc.md.
+int64_t hc_work_floats(int64_t n, int64_t hc, int64_t D);
 Status hc_pre(const float* X, int64_t n, int64_t hc, int64_t D, const float* fn, const float* base,
               const float* scale, int sinkhorn_iters, double hc_eps, double norm_eps, float* y, float* post,
-              float* comb, cudaStream_t s);
+              float* comb, cudaStream_t s, float* work = nullptr);
 Status hc_post(const float* X, const float* F, const float* post, const float* comb, int64_t n, int64_t hc,
                int64_t D, float* Xout, cudaStream_t s);
 Status hc_head(const float* X, int64_t n, int64_t hc, int64_t D, const float* fn, const float* base,
-               const float* scale, double hc_eps, double norm_eps, float* z, cudaStream_t s);
+               const float* scale, double hc_eps, double norm_eps, float* z, cudaStream_t s,
+               float* work = nullptr);
 // X [n, hc, D] = h [n, D] copied into every stream.
 Status hc_expand(const float* h, int64_t n, int64_t hc, int64_t D, float* X, cudaStream_t s);
 
 // ---- attention_sm90.cu
 // Pool row r is kv[r] for r < split, else kv2[r − split] (split = INT64_MAX: one pool). sink [H] f32.
+// work: null = one CTA per (query, head) (phase A); else a device buffer of ≥
+// sink_attention_work_floats(n, H, d, max_keys) floats (may be 0: any non-null pointer) = the split-KV
+// path for d % 4 == 0 and d ≤ 512 (other d keep phase A): a CTA per (query, 16 heads, key split) shares
+// each key tile among its heads; with > 1 split a merge kernel adds the sink (deterministic).
+// docs/kernels/attention.md.
+int64_t sink_attention_work_floats(int64_t n, int64_t H, int64_t d, int64_t max_keys);
 Status sink_attention(const float* q, int64_t n, int64_t H, int64_t d, const float* kv, const float* kv2,
                       int64_t split, const int32_t* idx, int64_t max_keys, const float* sink, float scale,
-                      float* out, cudaStream_t s);
+                      float* out, cudaStream_t s, float* work = nullptr);
 Status compress_pool(const float* a, const float* z, int64_t slots, int64_t lda, int64_t ldz, int64_t d,
                      float* C, cudaStream_t s);
 Status indexer_scores(const float* qi, const float* w, int64_t n, int64_t Hi, int64_t di, const float* keys,
@@ -124,6 +146,17 @@ Status topk_lower_index(const float* scores, int64_t n, int64_t n_cols, const in
 Status moe_route(const float* logits, int64_t n, int64_t E, int64_t k, const int32_t* ids,
                  const int64_t* tid2eid, int64_t n_vocab, const float* bias, double route_scale,
                  int32_t* out_idx, float* out_w, cudaStream_t s);
+
+// ---- sample_sm90.cu
+// The token of cpu::sample_row (ops/sample_params.h) for each row of logits [n_rows, n_vocab] (already biased
+// and penalised), one CTA per row: sp [n_rows] and positions [n_rows] on the device, out [n_rows] int32. The
+// same token as the CPU (same keyed noise, candidate order and double steps; docs/kernels/sample.md says
+// where each side's libm enters). With top-p, a row whose candidates exceed kSampleMaxCandidates gets out =
+// kSampleFallback: the caller samples it with cpu::sample_row. No workspace; 160 KB of shared memory.
+constexpr int64_t kSampleMaxCandidates = 8192;
+constexpr int32_t kSampleFallback = -1;
+Status sample_rows(const float* logits, int64_t n_rows, int64_t n_vocab, const SampleParams* sp,
+                   const int64_t* positions, int32_t* out, cudaStream_t s);
 
 // ---- model_helpers_sm90.cu (positions of this call: p0 .. p0+n−1, all sizes known on the host)
 // out[t, :] += Σ_j w[t, j]·y[t·k + j, :]   (routed expert outputs, y [n·k, D])

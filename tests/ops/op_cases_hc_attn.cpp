@@ -1,0 +1,217 @@
+// test-ops cases of the workspace paths of cuda::hc_pre / hc_head (K-split) and cuda::sink_attention
+// (split-KV), against cpu::hc_pre / hc_head / sink_attention: decode shapes of V4-Flash (hc 4, D 4096;
+// H 64, d 512, 640 keys over two pools) and odd ones. The CUDA run poisons the workspace (NaN) behind a
+// guard band, runs the launcher twice and requires bitwise-equal outputs (determinism).
+#include <fmt/format.h>
+
+#include <cmath>
+#include <cstdint>
+#include <functional>
+#include <stdexcept>
+
+#include "op_harness.h"
+#include "ops/cpu/ops_cpu.h"
+
+namespace dsv4::testops {
+namespace {
+
+using cpu_vec = std::vector<float>;
+
+#if DSV4_HAVE_CUDA
+constexpr int64_t kWorkGuard = 1024;  // floats after the workspace that no kernel may touch
+
+// A workspace of `floats` floats, poisoned with NaN (0xffffffff), then the guard band.
+float* poisoned_work(Dev& dev, int64_t floats) {
+    const size_t bytes = size_t(floats + kWorkGuard) * sizeof(float);
+    void* p = dev.alloc(bytes);
+    if (cudaMemset(p, 0xff, bytes) != cudaSuccess) throw std::runtime_error("cudaMemset failed");
+    return static_cast<float*>(p);
+}
+
+Status check_guard(const float* work, int64_t floats) {
+    std::vector<uint32_t> g(static_cast<size_t>(kWorkGuard));
+    if (cudaMemcpy(g.data(), work + floats, g.size() * 4, cudaMemcpyDeviceToHost) != cudaSuccess)
+        return error("cudaMemcpy of the workspace guard failed");
+    for (size_t i = 0; i < g.size(); ++i)
+        if (g[i] != 0xffffffffu)
+            return error("workspace written out of bounds at float {} (size {})", floats + int64_t(i),
+                         floats);
+    return Status::ok();
+}
+
+// Runs `launch` twice (outputs re-poisoned in between); the two results must be bitwise equal.
+Status run_twice(Dev& dev, const Outs& o, const std::vector<OutSpec>& specs, const float* work,
+                 int64_t work_floats, const std::function<Status()>& launch) {
+    std::vector<std::vector<uint32_t>> first(specs.size()), second(specs.size());
+    for (int pass = 0; pass < 2; ++pass) {
+        if (pass == 1)
+            for (size_t i = 0; i < specs.size(); ++i)
+                if (cudaMemset(o.p[i], 0xff, size_t(specs[i].count) * 4) != cudaSuccess)
+                    return error("cudaMemset failed");
+        if (Status st = launch(); !st.is_ok()) return st;
+        if (cudaStreamSynchronize(dev.stream) != cudaSuccess)
+            return error("kernel failed: {}", cudaGetErrorString(cudaGetLastError()));
+        auto& v = pass == 0 ? first : second;
+        for (size_t i = 0; i < specs.size(); ++i) {
+            v[i].resize(size_t(specs[i].count));
+            if (cudaMemcpy(v[i].data(), o.p[i], v[i].size() * 4, cudaMemcpyDeviceToHost) != cudaSuccess)
+                return error("cudaMemcpy failed");
+        }
+    }
+    for (size_t i = 0; i < specs.size(); ++i)
+        for (size_t e = 0; e < first[i].size(); ++e)
+            if (first[i][e] != second[i][e])
+                return error("output '{}' differs between two runs at [{}]: {:#x} vs {:#x}", specs[i].name, e,
+                             first[i][e], second[i][e]);
+    return work ? check_guard(work, work_floats) : Status::ok();
+}
+#endif
+
+// ----------------------------------------------------------------------------------- hc_pre (K-split)
+struct HcPreSplitCase : OpCase {
+    struct P {
+        int64_t n, hc, D;
+    } p;
+    cpu_vec X, fn, base, scale;
+    std::string op() const override { return "hc_pre"; }
+    std::string vars() const override { return fmt::format("n={},hc={},D={},path=split", p.n, p.hc, p.D); }
+    void init(Rng& rng) override {  // as HcPreCase in op_cases.cpp
+        const int64_t M = (2 + p.hc) * p.hc;
+        X = rng.uniform_vec(p.n * p.hc * p.D, -1.0f, 1.0f);
+        fn = rng.uniform_vec(M * p.hc * p.D, -0.05f, 0.05f);
+        base = rng.uniform_vec(M, -1.0f, 1.0f);
+        scale = rng.uniform_vec(3, 0.5f, 2.0f);
+    }
+    std::vector<OutSpec> outputs() const override {
+        return {{"y", OutKind::f32, p.n * p.D},
+                {"post", OutKind::f32, p.n * p.hc},
+                {"comb", OutKind::f32, p.n * p.hc * p.hc}};
+    }
+    void run_cpu(const Outs& o) override {
+        const int64_t M = (2 + p.hc) * p.hc;
+        HostWeight f = f32_weight(fn, M, p.hc * p.D), b = f32_weight(base, 1, M), s = f32_weight(scale, 1, 3);
+        cpu::hc_pre(X.data(), p.n, p.hc, p.D, f.ref, b.ref, s.ref, 20, 1e-6, 1e-6, o.f(0), o.f(1), o.f(2));
+    }
+#if DSV4_HAVE_CUDA
+    Status run_cuda(Dev& dev, const Outs& o) override {
+        const int64_t wf = cuda::hc_work_floats(p.n, p.hc, p.D);
+        float* work = poisoned_work(dev, wf);
+        const float *dX = dev.up(X), *dfn = dev.up(fn), *db = dev.up(base), *ds = dev.up(scale);
+        return run_twice(dev, o, outputs(), work, wf, [&] {
+            return cuda::hc_pre(dX, p.n, p.hc, p.D, dfn, db, ds, 20, 1e-6, 1e-6, o.f(0), o.f(1), o.f(2),
+                                dev.stream, work);
+        });
+    }
+#endif
+};
+// decode (n 1..3 at the real width), token tiles of 8 with a tail (n 11), one slice per tile with two
+// passes (n 2200, hc·D 256), hc 8 (80 mix rows), hc 2/3 at D 1000, D = 1
+DSV4_OP_CASES(HcPreSplitCase, {1, 4, 4096}, {2, 4, 4096}, {3, 4, 4096}, {1, 2, 1000}, {3, 3, 1000},
+              {11, 4, 300}, {1, 8, 129}, {2200, 4, 64}, {1, 1, 1}, {9, 4, 1});
+
+// ---------------------------------------------------------------------------------- hc_head (K-split)
+struct HcHeadSplitCase : OpCase {
+    struct P {
+        int64_t n, hc, D;
+    } p;
+    cpu_vec X, fn, base, scale;
+    std::string op() const override { return "hc_head"; }
+    std::string vars() const override { return fmt::format("n={},hc={},D={},path=split", p.n, p.hc, p.D); }
+    void init(Rng& rng) override {  // as HcHeadCase in op_cases.cpp
+        X = rng.uniform_vec(p.n * p.hc * p.D, -1.0f, 1.0f);
+        fn = rng.uniform_vec(p.hc * p.hc * p.D, -0.05f, 0.05f);
+        base = rng.uniform_vec(p.hc, -1.0f, 1.0f);
+        scale = rng.uniform_vec(1, 0.5f, 2.0f);
+    }
+    std::vector<OutSpec> outputs() const override { return {{"z", OutKind::f32, p.n * p.D}}; }
+    void run_cpu(const Outs& o) override {
+        HostWeight f = f32_weight(fn, p.hc, p.hc * p.D), b = f32_weight(base, 1, p.hc),
+                   s = f32_weight(scale, 1, 1);
+        cpu::hc_head(X.data(), p.n, p.hc, p.D, f.ref, b.ref, s.ref, 1e-6, 1e-6, o.f(0));
+    }
+#if DSV4_HAVE_CUDA
+    Status run_cuda(Dev& dev, const Outs& o) override {
+        const int64_t wf = cuda::hc_work_floats(p.n, p.hc, p.D);
+        float* work = poisoned_work(dev, wf);
+        const float *dX = dev.up(X), *dfn = dev.up(fn), *db = dev.up(base), *ds = dev.up(scale);
+        return run_twice(dev, o, outputs(), work, wf, [&] {
+            return cuda::hc_head(dX, p.n, p.hc, p.D, dfn, db, ds, 1e-6, 1e-6, o.f(0), dev.stream, work);
+        });
+    }
+#endif
+};
+DSV4_OP_CASES(HcHeadSplitCase, {1, 4, 4096}, {3, 4, 4096}, {2, 3, 1000}, {2, 2, 1000}, {17, 4, 300},
+              {1, 8, 77}, {1500, 4, 64});
+
+// ------------------------------------------------------------------------------ sink_attention (split-KV)
+// Pool rows [0, pool) are kv (the window pool), [pool, pool + pool2) kv2 (compressed entries, passed as
+// the second segment with split = pool; pool2 = 0: one pool). The first min(keys, pool) slots of a query
+// pick window rows, the rest compressed ones; ~1/5 of the slots are −1. Query 1 has no keys at all,
+// query 2 no holes. misalign: kv2 starts 4 bytes past a 16 B boundary (the 4-byte copy path).
+struct SinkAttentionSplitCase : OpCase {
+    struct P {
+        int64_t n, H, d, pool, pool2, max_keys;
+        bool misalign;
+    } p;
+    cpu_vec q, kv, sink;  // kv: both pools, [pool + pool2, d]
+    std::vector<int32_t> idx;
+    std::string op() const override { return "sink_attention"; }
+    std::string vars() const override {
+        return fmt::format("n={},H={},d={},pool={}+{},keys={},path=split{}", p.n, p.H, p.d, p.pool, p.pool2,
+                           p.max_keys, p.misalign ? ",misaligned" : "");
+    }
+    void init(Rng& rng) override {
+        q = rng.uniform_vec(p.n * p.H * p.d, -1.0f, 1.0f);
+        kv = rng.uniform_vec((p.pool + p.pool2) * p.d, -1.0f, 1.0f);
+        sink = rng.uniform_vec(p.H, -1.0f, 1.0f);
+        idx.assign(size_t(p.n * p.max_keys), -1);
+        for (int64_t t = 0; t < p.n; ++t) {
+            if (t == 1) continue;
+            for (int64_t j = 0; j < p.max_keys; ++j) {
+                if (t != 2 && rng.below(5) == 0) continue;
+                const bool window = j < p.pool || p.pool2 == 0;
+                idx[t * p.max_keys + j] = int32_t(window ? rng.below(p.pool) : p.pool + rng.below(p.pool2));
+            }
+        }
+    }
+    std::vector<OutSpec> outputs() const override { return {{"out", OutKind::f32, p.n * p.H * p.d}}; }
+    void run_cpu(const Outs& o) override {
+        HostWeight s = f32_weight(sink, 1, p.H);
+        cpu::sink_attention(q.data(), p.n, p.H, p.d, kv.data(), idx.data(), p.max_keys, s.ref,
+                            1.0f / std::sqrt(float(p.d)), o.f(0));
+    }
+#if DSV4_HAVE_CUDA
+    Status run_cuda(Dev& dev, const Outs& o) override {
+        const float* dkv = dev.up(cpu_vec(kv.begin(), kv.begin() + p.pool * p.d));
+        const float* dkv2 = nullptr;
+        int64_t split = INT64_MAX;
+        if (p.pool2 > 0) {
+            cpu_vec second(kv.begin() + p.pool * p.d, kv.end());
+            if (p.misalign) second.insert(second.begin(), 0.0f);
+            dkv2 = dev.up(second) + (p.misalign ? 1 : 0);
+            split = p.pool;
+        }
+        const int64_t wf = cuda::sink_attention_work_floats(p.n, p.H, p.d, p.max_keys);
+        float* work = poisoned_work(dev, wf);
+        const float *dq = dev.up(q), *dsink = dev.up(sink);
+        const int32_t* didx = dev.up(idx);
+        return run_twice(dev, o, outputs(), work, wf, [&] {
+            return cuda::sink_attention(dq, p.n, p.H, p.d, dkv, dkv2, split, didx, p.max_keys, dsink,
+                                        1.0f / std::sqrt(float(p.d)), o.f(0), dev.stream, work);
+        });
+    }
+#endif
+};
+// decode CSA (window 128 + top-k 512 over two pools), 3 queries, an SWA layer (window only), odd heads
+// and widths with keys not a multiple of the 16-key tile (aligned and misaligned second pool), several
+// tiles per split (2100 and 400 keys), two head groups with a partial one (H 17), one split (n·groups ≥ 264:
+// no merge), one key, no keys, and widths the split kernel leaves to phase A (d % 4 ≠ 0, d > 512)
+DSV4_OP_CASES(SinkAttentionSplitCase, {1, 64, 512, 128, 700, 640, false}, {3, 64, 512, 128, 300, 640, false},
+              {1, 64, 512, 128, 0, 128, false}, {2, 5, 72, 30, 50, 45, false}, {4, 5, 72, 30, 50, 45, true},
+              {1, 16, 512, 128, 3000, 2100, false}, {20, 5, 72, 30, 500, 400, false},
+              {3, 17, 12, 5, 5, 33, true}, {17, 8, 64, 40, 40, 100, false}, {80, 64, 64, 100, 60, 96, false},
+              {2, 3, 8, 1, 0, 1, false}, {2, 64, 512, 10, 5, 0, false}, {2, 4, 70, 20, 10, 12, false},
+              {1, 2, 1024, 20, 10, 40, false});
+
+}  // namespace
+}  // namespace dsv4::testops

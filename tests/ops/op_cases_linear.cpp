@@ -1,0 +1,177 @@
+// test-ops cases of the GEMM paths of cuda::linear (n ≥ 16 tokens: exact dequantization into an f32
+// scratch + true-fp32 SGEMM) and cuda::linear_grouped (n_pairs ≥ 128: chunk table read back, SGEMM per
+// expert with ≥ 16 pairs, GEMV kernel for the rest), with one case just below each threshold. Strides
+// larger than the rows (ldx > K, ldy > N): the x padding holds NaN (a read of it would show), the y
+// padding must stay unwritten (poisoned in both outputs). Reference: cpu::linear; budget 1e-5.
+#include <algorithm>
+#include <cmath>
+
+#include "op_harness.h"
+#include "ops/cpu/ops_cpu.h"
+
+namespace dsv4::testops {
+
+namespace {
+
+using cpu_vec = std::vector<float>;
+
+// x [rows, K] copied into [rows, ld] with NaN in the padding columns.
+cpu_vec pad_rows(const cpu_vec& x, int64_t rows, int64_t K, int64_t ld) {
+    cpu_vec v(size_t(rows * ld), NAN);
+    for (int64_t i = 0; i < rows; ++i) std::copy_n(x.begin() + i * K, K, v.begin() + i * ld);
+    return v;
+}
+
+// ------------------------------------------------------------------------------- linear, many tokens
+struct LinearGemmCase : OpCase {
+    struct P {
+        DType dt;
+        int64_t n, N, K;
+        int64_t r0;            // row view: rows r0 .. r0+N−1 of a larger weight (0: the whole weight)
+        int64_t pad_x, pad_y;  // ldx = K + pad_x, ldy = N + pad_y
+    } p;
+    HostWeight full;
+    cpu_vec x;  // [n, K]
+    int64_t ldx() const { return p.K + p.pad_x; }
+    int64_t ldy() const { return p.N + p.pad_y; }
+    WeightRef view() const {
+        return p.r0 == 0 && full.ref.n_rows == p.N ? full.ref : full.ref.rows(p.r0, p.N);
+    }
+    bool big() const { return p.N * p.K > (int64_t(32) << 20); }
+    std::string op() const override { return "linear"; }
+    std::string vars() const override {
+        return fmt::format("type={},n={},N={},K={},view={},ldx={},ldy={}", dtype_name(p.dt), p.n, p.N, p.K,
+                           p.r0, ldx(), ldy());
+    }
+    void init(Rng& rng) override {
+        full = random_weight(rng, p.dt, p.r0 == 0 ? p.N : p.r0 + p.N + 3, p.K);
+        x = rng.uniform_vec(p.n * p.K, -1.0f, 1.0f);
+    }
+    std::vector<OutSpec> outputs() const override { return {{"y", OutKind::f32, p.n * ldy()}}; }
+    void run_cpu(const Outs& o) override {
+        cpu_vec y(size_t(p.n * p.N));
+        cpu::linear(x.data(), p.n, view(), y.data());
+        for (int64_t i = 0; i < p.n; ++i) std::copy_n(y.begin() + i * p.N, p.N, o.f(0) + i * ldy());
+    }
+    bool run_naive(const Outs& o) override {
+        if (big()) return false;  // the slicing case: cpu::linear against itself keeps the CPU time down
+        const WeightRef w = view();
+        cpu_vec row(size_t(p.K));
+        for (int64_t r = 0; r < p.N; ++r) {
+            w.row_to_f32(r, row.data());
+            for (int64_t i = 0; i < p.n; ++i) {
+                double acc = 0.0;
+                for (int64_t k = 0; k < p.K; ++k) acc += double(x[size_t(i * p.K + k)]) * row[size_t(k)];
+                o.f(0)[i * ldy() + r] = float(acc);
+            }
+        }
+        return true;
+    }
+#if DSV4_HAVE_CUDA
+    Status run_cuda(Dev& dev, const Outs& o) override {
+        WeightRef d = dev.weight(full);
+        if (!(p.r0 == 0 && full.ref.n_rows == p.N)) d = d.rows(p.r0, p.N);
+        return cuda::linear(dev.up(pad_rows(x, p.n, p.K, ldx())), p.n, ldx(), d, o.f(0), ldy(), dev.stream);
+    }
+#endif
+};
+// n = 15: the GEMV kernel with the same strides; 16400×4096 FP4 (268 MB as f32) runs in two weight slices.
+DSV4_OP_CASES(LinearGemmCase, {DType::f32, 16, 37, 53, 0, 3, 5}, {DType::f32, 300, 129, 256, 0, 0, 0},
+              {DType::f32, 15, 64, 64, 0, 4, 4}, {DType::f32, 17, 31, 40, 9, 1, 0},
+              {DType::bf16, 17, 257, 129, 0, 1, 2}, {DType::bf16, 64, 64, 1024, 7, 4, 0},
+              {DType::bf16, 15, 40, 72, 0, 2, 2}, {DType::f16, 16, 33, 72, 0, 0, 3},
+              {DType::f16, 300, 65, 136, 0, 8, 1}, {DType::f8_e4m3, 16, 130, 260, 0, 2, 1},
+              {DType::f8_e4m3, 64, 256, 512, 0, 4, 0}, {DType::f8_e4m3, 300, 300, 1024, 0, 0, 7},
+              {DType::f8_e4m3, 17, 64, 384, 64, 4, 4}, {DType::f8_e4m3, 16, 100, 256, 192, 0, 0},
+              {DType::f8_e4m3, 15, 256, 512, 64, 0, 0}, {DType::fp4_e2m1, 16, 33, 64, 0, 1, 1},
+              {DType::fp4_e2m1, 300, 129, 1056, 0, 0, 0}, {DType::fp4_e2m1, 64, 17, 4096, 5, 4, 3},
+              {DType::fp4_e2m1, 15, 129, 1056, 0, 0, 0}, {DType::fp4_e2m1, 16, 16400, 4096, 0, 0, 0});
+
+// ------------------------------------------------------------------------ linear_grouped, many pairs
+// Pairs p = token·k + slot of n_tok tokens (x_div = k: w1/w3, x rows are tokens) or of n_tok·k rows of
+// their own (x_div = 1: w2). Experts e % 4 == 3 get no pair, expert 0 takes about hot % of them (SGEMM), the
+// rest spread over the others (a mix of SGEMM and GEMV experts, depending on E).
+struct LinearGroupedCase : OpCase {
+    struct P {
+        DType dt;
+        int64_t n_tok, k;
+        bool per_token;  // x_div = k (else 1)
+        int64_t E, N, K, hot;
+    } p;
+    std::vector<HostWeight> ws;
+    std::vector<int32_t> esel;  // [n_pairs]
+    cpu_vec x;                  // [x_rows, K]
+    int64_t n_pairs() const { return p.n_tok * p.k; }
+    int64_t x_div() const { return p.per_token ? p.k : 1; }
+    int64_t x_rows() const { return p.per_token ? p.n_tok : n_pairs(); }
+    int64_t ldx() const { return p.K + 4; }
+    int64_t ldy() const { return p.N + 3; }
+    std::string op() const override { return "linear_grouped"; }
+    std::string vars() const override {
+        return fmt::format("type={},pairs={},xdiv={},E={},N={},K={},hot={}", dtype_name(p.dt), n_pairs(),
+                           x_div(), p.E, p.N, p.K, p.hot);
+    }
+    void init(Rng& rng) override {
+        ws.clear();
+        for (int64_t e = 0; e < p.E; ++e) ws.push_back(random_weight(rng, p.dt, p.N, p.K));
+        esel.resize(size_t(n_pairs()));
+        for (auto& e : esel) {
+            if (rng.below(100) < p.hot) {
+                e = 0;
+                continue;
+            }
+            do e = int32_t(rng.below(p.E));
+            while (e % 4 == 3);
+        }
+        x = rng.uniform_vec(x_rows() * p.K, -1.0f, 1.0f);
+    }
+    std::vector<OutSpec> outputs() const override { return {{"y", OutKind::f32, n_pairs() * ldy()}}; }
+    // Per expert: its pairs' x rows as one matrix, one cpu::linear (each weight row dequantized once).
+    void run_cpu(const Outs& o) override {
+        for (int64_t e = 0; e < p.E; ++e) {
+            std::vector<int64_t> pairs;
+            for (int64_t q = 0; q < n_pairs(); ++q)
+                if (esel[size_t(q)] == e) pairs.push_back(q);
+            if (pairs.empty()) continue;
+            const int64_t m = int64_t(pairs.size());
+            cpu_vec xe(size_t(m * p.K)), ye(size_t(m * p.N));
+            for (int64_t i = 0; i < m; ++i)
+                std::copy_n(x.begin() + (pairs[size_t(i)] / x_div()) * p.K, p.K, xe.begin() + i * p.K);
+            cpu::linear(xe.data(), m, ws[size_t(e)].ref, ye.data());
+            for (int64_t i = 0; i < m; ++i)
+                std::copy_n(ye.begin() + i * p.N, p.N, o.f(0) + pairs[size_t(i)] * ldy());
+        }
+    }
+#if DSV4_HAVE_CUDA
+    Status run_cuda(Dev& dev, const Outs& o) override {
+        const int64_t np = n_pairs(), max_chunks = cuda::moe_max_chunks(np, p.E);
+        std::vector<cuda::DevWeight> table;
+        WeightRef proto;
+        for (const HostWeight& w : ws) {
+            proto = dev.weight(w);
+            table.push_back(cuda::DevWeight::from(proto));
+        }
+        auto* perm = static_cast<int32_t*>(dev.alloc(size_t(np) * 4));
+        auto* chunks = static_cast<int32_t*>(dev.alloc(size_t(3 * max_chunks) * 4));
+        auto* n_chunks = static_cast<int32_t*>(dev.alloc(4));
+        auto* scratch = static_cast<int32_t*>(dev.alloc(size_t(p.E + 1) * 4));
+        DSV4_TRY(cuda::moe_group(dev.up(esel), np, p.E, perm, chunks, n_chunks, scratch, dev.stream));
+        return cuda::linear_grouped(dev.up(pad_rows(x, x_rows(), p.K, ldx())), np, ldx(), x_div(),
+                                    dev.up(table), proto, perm, chunks, n_chunks, max_chunks, o.f(0), ldy(),
+                                    dev.stream);
+    }
+#endif
+};
+// 120 pairs: below the threshold (GEMV kernel only). E = 64 at 200 pairs with hot = 0: every expert under 16
+// pairs (read back, then GEMV only). 700·3 pairs × K = 8192: two activation windows of the 64 MB scratch
+// (an expert's rows straddle the window boundary).
+DSV4_OP_CASES(LinearGroupedCase, {DType::fp4_e2m1, 100, 3, true, 16, 256, 512, 40},
+              {DType::f8_e4m3, 300, 1, false, 16, 200, 384, 30}, {DType::bf16, 129, 1, false, 16, 65, 96, 50},
+              {DType::f32, 100, 2, true, 8, 40, 64, 20}, {DType::fp4_e2m1, 150, 2, true, 4, 64, 128, 100},
+              {DType::fp4_e2m1, 40, 3, true, 16, 128, 256, 40},
+              {DType::f8_e4m3, 200, 1, false, 64, 96, 256, 0},
+              {DType::f8_e4m3, 700, 3, true, 16, 24, 8192, 20});
+
+}  // namespace
+
+}  // namespace dsv4::testops
