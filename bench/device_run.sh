@@ -12,8 +12,8 @@ OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT"
 run() {  # run BIN ARGS...: natively with the carried libs, else through the carried loader
     local bin=$1; shift
-    if LD_LIBRARY_PATH=$PKG/lib "$PKG/$bin" --gtest_list_tests >/dev/null 2>&1 || [ "$bin" = dsv4 ]; then
-        LD_LIBRARY_PATH=$PKG/lib "$PKG/$bin" "$@"
+    if LD_LIBRARY_PATH=$PKG/lib:/usr/local/cuda/lib64 "$PKG/$bin" --gtest_list_tests >/dev/null 2>&1 || [ "$bin" = dsv4 ]; then
+        LD_LIBRARY_PATH=$PKG/lib:/usr/local/cuda/lib64 "$PKG/$bin" "$@"
     else
         "$PKG/sys/ld-linux-x86-64.so.2" --library-path "$PKG/lib:$PKG/sys:/usr/local/cuda/lib64:/usr/lib/x86_64-linux-gnu" "$PKG/$bin" "$@"
     fi
@@ -22,12 +22,12 @@ for what in "$@"; do
     echo "=== $what"
     case $what in
         env) nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem,memory.total --format=csv; ldd --version | head -1
-             LD_LIBRARY_PATH=$PKG/lib ldd "$PKG/test-ops" | grep -E "not found|fmt|gomp|cudart" ;;
+             LD_LIBRARY_PATH=$PKG/lib:/usr/local/cuda/lib64 ldd "$PKG/test-ops" | grep -E "not found|fmt|gomp|cudart" ;;
         ops) run test-ops -b cuda 2>&1 | tee "$OUT/ops.log" | grep -E "FAILED|PASSED|SKIPPED|worst|^  cuda|Failure|out−ref|error" | head -80 ;;
-        ops-memcheck) compute-sanitizer --tool memcheck --print-limit 20 env LD_LIBRARY_PATH=$PKG/lib "$PKG/test-ops" -b cuda \
+        ops-memcheck) compute-sanitizer --tool memcheck --print-limit 20 env LD_LIBRARY_PATH=$PKG/lib:/usr/local/cuda/lib64 "$PKG/test-ops" -b cuda \
                           > "$OUT/ops_memcheck.log" 2>&1; echo "rc=$?"; grep -E "ERROR SUMMARY|PASSED|FAILED" "$OUT/ops_memcheck.log" | head ;;
         model) run test-model --gtest_filter='*CudaModel*' 2>&1 | tee "$OUT/model.log" | grep -vE "^\[ RUN|^\[       OK" | tail -40 ;;
-        model-memcheck) compute-sanitizer --tool memcheck --print-limit 20 env LD_LIBRARY_PATH=$PKG/lib "$PKG/test-model" \
+        model-memcheck) compute-sanitizer --tool memcheck --print-limit 20 env LD_LIBRARY_PATH=$PKG/lib:/usr/local/cuda/lib64 "$PKG/test-model" \
                           --gtest_filter='*CudaModel.Golden*:*LongSequence*' > "$OUT/model_memcheck.log" 2>&1; echo "rc=$?"
                         grep -E "ERROR SUMMARY|PASSED|FAILED" "$OUT/model_memcheck.log" | head ;;
         bench) run dsv4 bench ${BENCH_ARGS:-} 2>&1 | tee "$OUT/bench.log" | tail -40 ;;
@@ -38,7 +38,7 @@ for what in "$@"; do
                else  # first 'tok/s' of a decode line is the decode rate (the prefill rate follows it)
                    awk 'function rate(  i) { for (i = 1; i <= NF; ++i) if ($i == "tok/s") return $(i - 1); return "" }
                         FILENAME == ARGV[1] && /^# dsv4 bench:/ { for (i = 2; i <= NF; ++i) if ($i == "routed") de = $(i - 1) }
-                        FILENAME == ARGV[1] && /^decode b=1 ctx=/ { c = substr($3, 5); d[c] = rate(); dl[c] = substr($4, 8) }
+                        FILENAME == ARGV[1] && $1 == "decode" && $2 == "b=1" { c = substr($3, 5); d[c] = rate(); dl[c] = substr($4, 8) }
                         FILENAME == ARGV[2] && /^hf decode b=1 ctx=/ && !/FAILED/ {
                             c = substr($4, 5); h[c] = rate(); hl[c] = substr($5, 8); he[c] = substr($6, 9) }
                         END { n = 0
