@@ -261,6 +261,25 @@ struct HcPreCase : OpCase {  // DeepseekV4HyperConnection, pre-mix
 };
 DSV4_OP_CASES(HcPreCase, {1, 4, 1}, {1, 4, 7}, {17, 4, 129}, {5, 4, 4096}, {3, 2, 300});
 
+struct HcPreSplitCase : HcPreCase {  // the K-split path (a workspace), poisoned and run twice
+    std::string vars() const override { return HcPreCase::vars() + ",path=split"; }
+#if DSV4_HAVE_CUDA
+    Status run_cuda(Dev& dev, const Outs& o) override {
+        const int64_t wf = cuda::hc_work_floats(p.n, p.hc, p.D);
+        float* work = poisoned_work(dev, wf);
+        const float *dX = dev.up(X), *dfn = dev.up(fn), *db = dev.up(base), *ds = dev.up(scale);
+        return run_twice(dev, o, outputs(), work, wf, [&] {
+            return cuda::hc_pre(dX, p.n, p.hc, p.D, dfn, db, ds, 20, 1e-6, 1e-6, o.f(0), o.f(1), o.f(2),
+                                dev.stream, work);
+        });
+    }
+#endif
+};
+// decode (n 1..3 at the real width), token tiles of 8 with a tail (n 11), one slice per tile with two
+// passes (n 2200, hc·D 256), hc 8 (80 mix rows), hc 2/3 at D 1000, D = 1
+DSV4_OP_CASES(HcPreSplitCase, {1, 4, 4096}, {2, 4, 4096}, {3, 4, 4096}, {1, 2, 1000}, {3, 3, 1000},
+              {11, 4, 300}, {1, 8, 129}, {2200, 4, 64}, {1, 1, 1}, {9, 4, 1});
+
 struct HcPostCase : OpCase {
     struct P {
         int64_t n, hc, D;
@@ -338,6 +357,22 @@ struct HcHeadCase : OpCase {
                                        1e-6, 1e-6, o.f(0), dev.stream);)
 };
 DSV4_OP_CASES(HcHeadCase, {1, 4, 3}, {13, 4, 1000}, {2, 4, 4096});
+
+struct HcHeadSplitCase : HcHeadCase {  // the K-split path (a workspace), poisoned and run twice
+    std::string vars() const override { return HcHeadCase::vars() + ",path=split"; }
+#if DSV4_HAVE_CUDA
+    Status run_cuda(Dev& dev, const Outs& o) override {
+        const int64_t wf = cuda::hc_work_floats(p.n, p.hc, p.D);
+        float* work = poisoned_work(dev, wf);
+        const float *dX = dev.up(X), *dfn = dev.up(fn), *db = dev.up(base), *ds = dev.up(scale);
+        return run_twice(dev, o, outputs(), work, wf, [&] {
+            return cuda::hc_head(dX, p.n, p.hc, p.D, dfn, db, ds, 1e-6, 1e-6, o.f(0), dev.stream, work);
+        });
+    }
+#endif
+};
+DSV4_OP_CASES(HcHeadSplitCase, {1, 4, 4096}, {3, 4, 4096}, {2, 3, 1000}, {2, 2, 1000}, {17, 4, 300},
+              {1, 8, 77}, {1500, 4, 64});
 
 // ---------------------------------------------------------------------------------------- sink_attention
 struct SinkAttentionCase : OpCase {  // includes a query with no keys and −1 holes

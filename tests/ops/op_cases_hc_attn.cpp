@@ -1,6 +1,6 @@
-// test-ops cases of the workspace paths of cuda::hc_pre / hc_head (K-split) and cuda::sink_attention
-// (split-KV), against cpu::hc_pre / hc_head / sink_attention: decode shapes of V4-Flash (hc 4, D 4096;
-// H 64, d 512, 640 keys over two pools) and odd ones. The CUDA run poisons the workspace (NaN) behind a
+// test-ops cases of the split-KV path of cuda::sink_attention against cpu::sink_attention (decode shapes
+// of V4-Flash: H 64, d 512, 640 keys over two pools, and odd ones), and the workspace checks shared with
+// the K-split hc_pre / hc_head cases of op_cases.cpp. The CUDA run poisons the workspace (NaN) behind a
 // guard band, runs the launcher twice and requires bitwise-equal outputs (determinism).
 #include <fmt/format.h>
 
@@ -13,12 +13,11 @@
 #include "ops/cpu/ops_cpu.h"
 
 namespace dsv4::testops {
-namespace {
-
-using cpu_vec = std::vector<float>;
-
 #if DSV4_HAVE_CUDA
+namespace {
 constexpr int64_t kWorkGuard = 1024;  // floats after the workspace that no kernel may touch
+
+}  // namespace
 
 // A workspace of `floats` floats, poisoned with NaN (0xffffffff), then the guard band.
 float* poisoned_work(Dev& dev, int64_t floats) {
@@ -28,7 +27,7 @@ float* poisoned_work(Dev& dev, int64_t floats) {
     return static_cast<float*>(p);
 }
 
-Status check_guard(const float* work, int64_t floats) {
+static Status check_guard(const float* work, int64_t floats) {
     std::vector<uint32_t> g(static_cast<size_t>(kWorkGuard));
     if (cudaMemcpy(g.data(), work + floats, g.size() * 4, cudaMemcpyDeviceToHost) != cudaSuccess)
         return error("cudaMemcpy of the workspace guard failed");
@@ -67,81 +66,9 @@ Status run_twice(Dev& dev, const Outs& o, const std::vector<OutSpec>& specs, con
 }
 #endif
 
-// ----------------------------------------------------------------------------------- hc_pre (K-split)
-struct HcPreSplitCase : OpCase {
-    struct P {
-        int64_t n, hc, D;
-    } p;
-    cpu_vec X, fn, base, scale;
-    std::string op() const override { return "hc_pre"; }
-    std::string vars() const override { return fmt::format("n={},hc={},D={},path=split", p.n, p.hc, p.D); }
-    void init(Rng& rng) override {  // as HcPreCase in op_cases.cpp
-        const int64_t M = (2 + p.hc) * p.hc;
-        X = rng.uniform_vec(p.n * p.hc * p.D, -1.0f, 1.0f);
-        fn = rng.uniform_vec(M * p.hc * p.D, -0.05f, 0.05f);
-        base = rng.uniform_vec(M, -1.0f, 1.0f);
-        scale = rng.uniform_vec(3, 0.5f, 2.0f);
-    }
-    std::vector<OutSpec> outputs() const override {
-        return {{"y", OutKind::f32, p.n * p.D},
-                {"post", OutKind::f32, p.n * p.hc},
-                {"comb", OutKind::f32, p.n * p.hc * p.hc}};
-    }
-    void run_cpu(const Outs& o) override {
-        const int64_t M = (2 + p.hc) * p.hc;
-        HostWeight f = f32_weight(fn, M, p.hc * p.D), b = f32_weight(base, 1, M), s = f32_weight(scale, 1, 3);
-        cpu::hc_pre(X.data(), p.n, p.hc, p.D, f.ref, b.ref, s.ref, 20, 1e-6, 1e-6, o.f(0), o.f(1), o.f(2));
-    }
-#if DSV4_HAVE_CUDA
-    Status run_cuda(Dev& dev, const Outs& o) override {
-        const int64_t wf = cuda::hc_work_floats(p.n, p.hc, p.D);
-        float* work = poisoned_work(dev, wf);
-        const float *dX = dev.up(X), *dfn = dev.up(fn), *db = dev.up(base), *ds = dev.up(scale);
-        return run_twice(dev, o, outputs(), work, wf, [&] {
-            return cuda::hc_pre(dX, p.n, p.hc, p.D, dfn, db, ds, 20, 1e-6, 1e-6, o.f(0), o.f(1), o.f(2),
-                                dev.stream, work);
-        });
-    }
-#endif
-};
-// decode (n 1..3 at the real width), token tiles of 8 with a tail (n 11), one slice per tile with two
-// passes (n 2200, hc·D 256), hc 8 (80 mix rows), hc 2/3 at D 1000, D = 1
-DSV4_OP_CASES(HcPreSplitCase, {1, 4, 4096}, {2, 4, 4096}, {3, 4, 4096}, {1, 2, 1000}, {3, 3, 1000},
-              {11, 4, 300}, {1, 8, 129}, {2200, 4, 64}, {1, 1, 1}, {9, 4, 1});
+namespace {
 
-// ---------------------------------------------------------------------------------- hc_head (K-split)
-struct HcHeadSplitCase : OpCase {
-    struct P {
-        int64_t n, hc, D;
-    } p;
-    cpu_vec X, fn, base, scale;
-    std::string op() const override { return "hc_head"; }
-    std::string vars() const override { return fmt::format("n={},hc={},D={},path=split", p.n, p.hc, p.D); }
-    void init(Rng& rng) override {  // as HcHeadCase in op_cases.cpp
-        X = rng.uniform_vec(p.n * p.hc * p.D, -1.0f, 1.0f);
-        fn = rng.uniform_vec(p.hc * p.hc * p.D, -0.05f, 0.05f);
-        base = rng.uniform_vec(p.hc, -1.0f, 1.0f);
-        scale = rng.uniform_vec(1, 0.5f, 2.0f);
-    }
-    std::vector<OutSpec> outputs() const override { return {{"z", OutKind::f32, p.n * p.D}}; }
-    void run_cpu(const Outs& o) override {
-        HostWeight f = f32_weight(fn, p.hc, p.hc * p.D), b = f32_weight(base, 1, p.hc),
-                   s = f32_weight(scale, 1, 1);
-        cpu::hc_head(X.data(), p.n, p.hc, p.D, f.ref, b.ref, s.ref, 1e-6, 1e-6, o.f(0));
-    }
-#if DSV4_HAVE_CUDA
-    Status run_cuda(Dev& dev, const Outs& o) override {
-        const int64_t wf = cuda::hc_work_floats(p.n, p.hc, p.D);
-        float* work = poisoned_work(dev, wf);
-        const float *dX = dev.up(X), *dfn = dev.up(fn), *db = dev.up(base), *ds = dev.up(scale);
-        return run_twice(dev, o, outputs(), work, wf, [&] {
-            return cuda::hc_head(dX, p.n, p.hc, p.D, dfn, db, ds, 1e-6, 1e-6, o.f(0), dev.stream, work);
-        });
-    }
-#endif
-};
-DSV4_OP_CASES(HcHeadSplitCase, {1, 4, 4096}, {3, 4, 4096}, {2, 3, 1000}, {2, 2, 1000}, {17, 4, 300},
-              {1, 8, 77}, {1500, 4, 64});
+using cpu_vec = std::vector<float>;
 
 // ------------------------------------------------------------------------------ sink_attention (split-KV)
 // Pool rows [0, pool) are kv (the window pool), [pool, pool + pool2) kv2 (compressed entries, passed as

@@ -88,6 +88,15 @@ private:
 };
 #endif
 
+#if DSV4_HAVE_CUDA
+// Workspace paths (op_cases_hc_attn.cpp): a workspace of `floats` floats poisoned with NaN and followed by a
+// guard band; run_twice runs `launch` twice (outputs re-poisoned in between), requires bitwise-equal
+// outputs (determinism) and an untouched guard band.
+float* poisoned_work(Dev& dev, int64_t floats);
+Status run_twice(Dev& dev, const Outs& o, const std::vector<OutSpec>& specs, const float* work,
+                 int64_t work_floats, const std::function<Status()>& launch);
+#endif
+
 class OpCase {
 public:
     virtual ~OpCase() = default;
