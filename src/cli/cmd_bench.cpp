@@ -120,7 +120,6 @@ double median_ms(std::vector<double> v) {
     return v[v.size() / 2];
 }
 
-
 // Floors of one decode step of B sequences at context ctx: the weight bytes (non-expert weights once,
 // routed experts once per expert touched: E·(1 − (1 − k/E)^B) per layer for uniform routing), the state
 // bytes each sequence's attention reads (window ring, selected/all compressed entries, index keys), and

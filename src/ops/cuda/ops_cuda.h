@@ -113,8 +113,8 @@ struct DecodeCompressor {
     int64_t n_entries;
 };
 struct DecodeSeq {
-    int64_t p;    // position of this step's token
-    float* ring;  // [W, head_dim]
+    int64_t p;                  // position of this step's token
+    float* ring;                // [W, head_dim]
     DecodeCompressor cmp, idx;  // main compressor (layers with m > 0), indexer compressor (m == 4)
 };
 // a, z [B, c·d]: the token's projections; which: 0 = cmp, 1 = idx. Emits (pool, RMSNorm with nrm, RoPE of
@@ -125,19 +125,22 @@ Status compressor_decode(const float* a, const float* z, const float* ape, const
 // scores [B, max_keys] over each sequence's index keys (after this step's emit; −inf past them).
 Status indexer_scores_decode(const float* qi, const float* w, int64_t B, int64_t Hi, int64_t di,
                              const DecodeSeq* seqs, int64_t max_keys, float* scores, cudaStream_t s);
-Status ring_write_decode(const float* kv, const DecodeSeq* seqs, int64_t B, int64_t W, int64_t d, cudaStream_t s);
-// pool [B·max_keys, d], idx [B, max_keys]: each sequence's window keys (ring, after ring_write_decode), then its
-// compressed entries (sel [B, topk] when non-null, else all available) — the key lists of build_attn_index.
-Status gather_keys_decode(const DecodeSeq* seqs, int64_t B, int64_t W, int64_t m, const int32_t* sel, int64_t topk,
-                          int64_t max_keys, int64_t d, float* pool, int32_t* idx, cudaStream_t s);
+Status ring_write_decode(const float* kv, const DecodeSeq* seqs, int64_t B, int64_t W, int64_t d,
+                         cudaStream_t s);
+// pool [B·max_keys, d], idx [B, max_keys]: each sequence's window keys (ring, after ring_write_decode), then
+// its compressed entries (sel [B, topk] when non-null, else all available) — the key lists of
+// build_attn_index.
+Status gather_keys_decode(const DecodeSeq* seqs, int64_t B, int64_t W, int64_t m, const int32_t* sel,
+                          int64_t topk, int64_t max_keys, int64_t d, float* pool, int32_t* idx,
+                          cudaStream_t s);
 
 // ---- indexer_sm90.cu (prefill path of indexer_scores): the same scores, row stride ld ≥ n_keys (columns
 // n_keys .. ld−1 are −inf), through cuBLAS SGEMM (true fp32) in blocks of queries. work: at least
 // indexer_gemm_work_floats(n, Hi, n_keys) floats (capped at 256 MB; larger n runs in several blocks).
 int64_t indexer_gemm_work_floats(int64_t n, int64_t Hi, int64_t n_keys);
-Status indexer_scores_gemm(const float* qi, const float* w, int64_t n, int64_t Hi, int64_t di, const float* keys,
-                           int64_t n_keys, const int64_t* n_avail, float* scores, int64_t ld, float* work,
-                           cudaStream_t s);
+Status indexer_scores_gemm(const float* qi, const float* w, int64_t n, int64_t Hi, int64_t di,
+                           const float* keys, int64_t n_keys, const int64_t* n_avail, float* scores,
+                           int64_t ld, float* work, cudaStream_t s);
 
 // ---- topk_sm90.cu
 Status topk_lower_index(const float* scores, int64_t n, int64_t n_cols, const int64_t* n_valid, int64_t k,
