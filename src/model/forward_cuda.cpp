@@ -529,27 +529,28 @@ struct CudaForward::Impl {
             DSV4_TRY_ASSIGN(aw, ws.get<float>(cuda::sink_attention_work_floats(N, H, dh, max_keys)));
             DSV4_TRY(cuda::sink_attention(q, N, H, dh, pool, nullptr, INT64_MAX, idx, max_keys, L.attn_sink,
                                           1.0f / std::sqrt(float(dh)), o, stream, aw));
-        }
-        for (const Seq& sq : S.dec ? std::vector<Seq>{} : S.seqs) {
-            DevLayerState& st = sq.st->layers[size_t(il)];
-            const int64_t hist0 = std::max<int64_t>(0, sq.p0 - (W - 1)), n_hist = sq.p0 - hist0;
-            const int64_t n_cmp = m ? st.cmp.n_entries : 0;
-            const int64_t max_keys = W + (m == 0 ? 0 : (m == 4 ? cfg.index_topk : n_cmp));
-            float* pool;
-            int32_t* idx;
-            DSV4_TRY_ASSIGN(pool, ws.get<float>((n_hist + sq.n) * dh));
-            DSV4_TRY_ASSIGN(idx, ws.get<int32_t>(sq.n * max_keys));
-            const float* qkv = kv + sq.off * dh;
-            float* aw;
-            DSV4_TRY_ASSIGN(aw, ws.get<float>(cuda::sink_attention_work_floats(sq.n, H, dh, max_keys)));
-            DSV4_TRY(cuda::attn_pool_build(st.ring, W, sq.p0, n_hist, qkv, sq.n, dh, pool, stream));
-            DSV4_TRY(cuda::build_attn_index(sq.p0, sq.n, W, n_hist, m, n_cmp,
-                                            sel ? sel + sq.off * cfg.index_topk : nullptr, cfg.index_topk,
-                                            max_keys, idx, stream));
-            DSV4_TRY(cuda::sink_attention(
-                q + sq.off * H * dh, sq.n, H, dh, pool, m ? st.cmp.entries : nullptr, n_hist + sq.n, idx,
-                max_keys, L.attn_sink, 1.0f / std::sqrt(float(dh)), o + sq.off * H * dh, stream, aw));
-            DSV4_TRY(cuda::ring_write(qkv, sq.n, dh, sq.p0, W, st.ring, stream));
+        } else {
+            for (const Seq& sq : S.seqs) {
+                DevLayerState& st = sq.st->layers[size_t(il)];
+                const int64_t hist0 = std::max<int64_t>(0, sq.p0 - (W - 1)), n_hist = sq.p0 - hist0;
+                const int64_t n_cmp = m ? st.cmp.n_entries : 0;
+                const int64_t max_keys = W + (m == 0 ? 0 : (m == 4 ? cfg.index_topk : n_cmp));
+                float* pool;
+                int32_t* idx;
+                DSV4_TRY_ASSIGN(pool, ws.get<float>((n_hist + sq.n) * dh));
+                DSV4_TRY_ASSIGN(idx, ws.get<int32_t>(sq.n * max_keys));
+                const float* qkv = kv + sq.off * dh;
+                float* aw;
+                DSV4_TRY_ASSIGN(aw, ws.get<float>(cuda::sink_attention_work_floats(sq.n, H, dh, max_keys)));
+                DSV4_TRY(cuda::attn_pool_build(st.ring, W, sq.p0, n_hist, qkv, sq.n, dh, pool, stream));
+                DSV4_TRY(cuda::build_attn_index(sq.p0, sq.n, W, n_hist, m, n_cmp,
+                                                sel ? sel + sq.off * cfg.index_topk : nullptr, cfg.index_topk,
+                                                max_keys, idx, stream));
+                DSV4_TRY(cuda::sink_attention(
+                    q + sq.off * H * dh, sq.n, H, dh, pool, m ? st.cmp.entries : nullptr, n_hist + sq.n, idx,
+                    max_keys, L.attn_sink, 1.0f / std::sqrt(float(dh)), o + sq.off * H * dh, stream, aw));
+                DSV4_TRY(cuda::ring_write(qkv, sq.n, dh, sq.p0, W, st.ring, stream));
+            }
         }
         // 6. de-rotation, grouped low-rank output
         DSV4_TRY(cuda::rope(o, N, H, dh, nope, rd / 2, S.pos, inv, true, stream));
@@ -804,8 +805,6 @@ Status CudaForward::forward_batch(std::span<const Item> items, std::vector<float
     for (const Item& it : items) {
         auto* ds = dynamic_cast<CudaSeqState*>(it.st->device.p.get());
         if (!ds) return error("forward: the state was not made by this CUDA model (use Model::new_state)");
-        for (CudaSeqState* o : states)
-            if (o == ds) return error("forward_batch: the same sequence appears twice in one batch");
         states.push_back(ds);
     }
     DSV4_TRY(impl_->forward(items, states, logits));

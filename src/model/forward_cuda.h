@@ -31,6 +31,7 @@ public:
                    bool all_logits) const;
     // Several sequences in one step (continuous batching): every item's tokens are stacked, token-parallel
     // ops run once over all of them. logits: per item, n rows (all_logits) or its last row, in item order.
+    // Items are validated by the caller (Model::forward_batch: ids, context, no sequence twice).
     using Item = BatchItem;
     Status forward_batch(std::span<const Item> items, std::vector<float>& logits) const;
     int64_t weight_bytes() const;

@@ -84,12 +84,13 @@ Status check_ids(const Dsv4Config& cfg, const SeqState& st, std::span<const int3
 
 Status Model::forward_batch(std::span<const BatchItem> items, std::vector<float>& logits) const {
     if (items.empty()) return error("forward_batch: no sequences");
-    for (const BatchItem& it : items) DSV4_TRY(check_ids(cfg_, *it.st, it.ids));
-    if (cuda_) return cuda_->forward_batch(items, logits);
-    for (size_t i = 0; i < items.size(); ++i)
+    for (size_t i = 0; i < items.size(); ++i) {
+        DSV4_TRY(check_ids(cfg_, *items[i].st, items[i].ids));
         for (size_t j = 0; j < i; ++j)
             if (items[i].st == items[j].st)
                 return error("forward_batch: the same sequence appears twice in one batch");
+    }
+    if (cuda_) return cuda_->forward_batch(items, logits);
     logits.clear();
     std::vector<float> one;
     for (const BatchItem& it : items) {

@@ -359,15 +359,7 @@ __global__ void __launch_bounds__(kIdxWarps * 32)
         if (lane == 0) scores[t * n_keys + s] = -INFINITY;
         return;
     }
-    const float* k = keys + s * di;
-    float acc = 0.0f;
-    for (int64_t h = 0; h < Hi; ++h) {
-        const float* qh = qi + (t * Hi + h) * di;
-        float dot = 0.0f;
-        for (int64_t i = lane; i < di; i += 32) dot += qh[i] * k[i];
-        dot = warp_sum(dot);
-        acc += w[t * Hi + h] * fmaxf(dot, 0.0f);
-    }
+    const float acc = indexer_score_warp(qi + t * Hi * di, w + t * Hi, Hi, di, keys + s * di);
     if (lane == 0) scores[t * n_keys + s] = acc;
 }
 

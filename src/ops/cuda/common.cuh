@@ -93,6 +93,38 @@ __device__ __forceinline__ void cp_async_wait() {
     asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
 }
 
+// Lightning-indexer score of one key for one query, by one warp (every lane gets it):
+// Σ_h w[h]·ReLU(q[h]·key), q [Hi, di], heads in order.
+__device__ __forceinline__ float indexer_score_warp(const float* q, const float* w, int64_t Hi, int64_t di,
+                                                    const float* key) {
+    const int lane = threadIdx.x & 31;
+    float acc = 0.0f;
+    for (int64_t h = 0; h < Hi; ++h) {
+        const float* qh = q + h * di;
+        float dot = 0.0f;
+        for (int64_t i = lane; i < di; i += 32) dot += qh[i] * key[i];
+        dot = warp_sum(dot);
+        acc += w[h] * fmaxf(dot, 0.0f);
+    }
+    return acc;
+}
+
+// Compressor pooling of one channel over a window's slots (spec §6.5): softmax over the gate logits z,
+// weighted sum of the values a; slot(j, a, z) yields slot j. Two passes (max, then sums), as the CPU.
+template <typename Slot>
+__device__ __forceinline__ float pool_slots(int64_t n_slots, Slot slot) {
+    float mx = -INFINITY, av, zv;
+    for (int64_t j = 0; j < n_slots; ++j) slot(j, av, zv), mx = fmaxf(mx, zv);
+    float sum = 0.0f, acc = 0.0f;
+    for (int64_t j = 0; j < n_slots; ++j) {
+        slot(j, av, zv);
+        const float ex = expf(zv - mx);
+        sum += ex;
+        acc += ex * av;
+    }
+    return acc / sum;
+}
+
 inline unsigned ceil_div_u(int64_t a, int64_t b) {
     return unsigned((a + b - 1) / b);
 }

@@ -49,16 +49,7 @@ __global__ void __launch_bounds__(kThreads)
                     zv = rz[half * d + i] + rape[half * d + i];
                 }
             };
-            float mx = -INFINITY, av, zv;
-            for (int64_t j = 0; j < n_slots; ++j) slot(j, av, zv), mx = fmaxf(mx, zv);
-            float sum = 0.0f, acc = 0.0f;
-            for (int64_t j = 0; j < n_slots; ++j) {
-                slot(j, av, zv);
-                const float ex = expf(zv - mx);
-                sum += ex;
-                acc += ex * av;
-            }
-            C[i] = acc / sum;
+            C[i] = pool_slots(n_slots, slot);
         }
         __syncthreads();
         float ss = 0.0f;
@@ -107,15 +98,7 @@ __global__ void __launch_bounds__(kIdxWarps * 32)
         if (lane == 0) scores[b * max_keys + s] = -INFINITY;
         return;
     }
-    const float* k = q.idx.entries + s * di;
-    float acc = 0.0f;
-    for (int64_t h = 0; h < Hi; ++h) {
-        const float* qh = qi + (b * Hi + h) * di;
-        float dot = 0.0f;
-        for (int64_t i = lane; i < di; i += 32) dot += qh[i] * k[i];
-        dot = warp_sum(dot);
-        acc += w[b * Hi + h] * fmaxf(dot, 0.0f);
-    }
+    const float acc = indexer_score_warp(qi + b * Hi * di, w + b * Hi, Hi, di, q.idx.entries + s * di);
     if (lane == 0) scores[b * max_keys + s] = acc;
 }
 

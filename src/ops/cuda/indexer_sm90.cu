@@ -1,12 +1,10 @@
 // Lightning-indexer scores for many queries at once (prefill): the q·k dots of a block of queries
-// against all keys as one cuBLAS SGEMM in true fp32 (P [rows = token·Hi + head, keys] in the workspace),
-// then one kernel applies ReLU, the per-head weights and the sum over heads, and masks keys a query may
-// not see yet. Same result as cuda::indexer_scores (which stays the decode path) up to the summation
-// order inside each dot. Tested against cpu::indexer_scores in tests/ops/op_cases_indexer.cpp.
-#include <cublas_v2.h>
-
+// against all keys as one SGEMM in true fp32 (cuda::sgemm_f32, the handle of linear) (P [rows = token·Hi +
+// head, keys] in the workspace), then one kernel applies ReLU, the per-head weights and the sum over heads,
+// and masks keys a query may not see yet. Same result as cuda::indexer_scores (which stays the decode path)
+// up to the summation order inside each dot. Tested against cpu::indexer_scores in
+// tests/ops/op_cases_indexer.cpp.
 #include <algorithm>
-#include <mutex>
 
 #include "ops/cuda/common.cuh"
 #include "ops/cuda/cuda_check.h"
@@ -36,15 +34,6 @@ __global__ void indexer_reduce_kernel(const float* P, const float* w, int64_t Hi
     scores[t * ld + s] = acc;
 }
 
-struct Blas {
-    std::mutex mu;
-    cublasHandle_t h = nullptr;
-};
-Blas& blas() {
-    static Blas b;
-    return b;
-}
-
 }  // namespace
 
 int64_t indexer_gemm_block(int64_t n, int64_t Hi, int64_t n_keys) {
@@ -61,25 +50,13 @@ Status indexer_scores_gemm(const float* qi, const float* w, int64_t n, int64_t H
                            int64_t ld, float* work, cudaStream_t s) {
     if (n == 0 || ld == 0) return Status::ok();
     if (ld < n_keys) return error("cuda::indexer_scores_gemm: ld {} < n_keys {}", ld, n_keys);
-    Blas& b = blas();
-    std::lock_guard<std::mutex> lock(b.mu);
-    if (!b.h) {
-        if (cublasCreate(&b.h) != CUBLAS_STATUS_SUCCESS)
-            return error("cuda::indexer_scores_gemm: cublasCreate failed");
-        cublasSetMathMode(b.h, CUBLAS_PEDANTIC_MATH);  // true fp32: never TF32
-    }
-    cublasSetStream(b.h, s);
     const int64_t tb = indexer_gemm_block(n, Hi, n_keys);
-    const float one = 1.0f, zero = 0.0f;
     for (int64_t t0 = 0; t0 < n; t0 += tb) {
         const int64_t rows = std::min(tb, n - t0);
         if (n_keys > 0 && di > 0) {
-            // column-major view: Pᵀ [n_keys, rows·Hi] = K [n_keys, di] · Qᵀ [di, rows·Hi]
-            const cublasStatus_t st =
-                cublasSgemm(b.h, CUBLAS_OP_T, CUBLAS_OP_N, int(n_keys), int(rows * Hi), int(di), &one, keys,
-                            int(di), qi + t0 * Hi * di, int(di), &zero, work, int(n_keys));
-            if (st != CUBLAS_STATUS_SUCCESS)
-                return error("cuda::indexer_scores_gemm: cublasSgemm failed (status {})", int(st));
+            // P [rows·Hi, n_keys]: P[(t·Hi + h)·n_keys + s] = Σ_i q[t, h, i]·keys[s, i]
+            DSV4_TRY(
+                cuda::sgemm_f32(keys, di, qi + t0 * Hi * di, di, n_keys, rows * Hi, di, work, n_keys, s));
         } else if (n_keys > 0) {
             DSV4_CUDA_CHECK(cudaMemsetAsync(work, 0, size_t(rows * Hi * n_keys) * 4, s));
         }

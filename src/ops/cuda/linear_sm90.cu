@@ -717,4 +717,14 @@ Status linear_grouped(const float* x, int64_t n_pairs, int64_t ldx, int64_t x_di
     return dispatch(x, n_pairs, ldx, x_div, dp, table, perm, chunks, n_chunks, max_chunks, y, ldy, s);
 }
 
+Status sgemm_f32(const float* A, int64_t lda, const float* B, int64_t ldb, int64_t m, int64_t n, int64_t k,
+                 float* C, int64_t ldc, cudaStream_t s) {
+    if (m == 0 || n == 0) return Status::ok();
+    DSV4_TRY_ASSIGN(GemmContext * c, gemm_context(s));
+    std::lock_guard<std::mutex> lock(c->mu);
+    DSV4_TRY(reserve(*c, s, 0, 0, 0));
+    DSV4_TRY(bind(*c, s));
+    return sgemm_tn(*c, m, n, k, A, lda, B, ldb, C, ldc);
+}
+
 }  // namespace dsv4::cuda

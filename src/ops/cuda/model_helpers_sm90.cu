@@ -99,16 +99,7 @@ __global__ void compressor_emit_kernel(const float* a, const float* z, const flo
             zv = r.z[half * d + i] + (r.ape ? r.ape[half * d + i] : 0.0f);
         }
     };
-    float mx = -INFINITY, av, zv;
-    for (int64_t j = 0; j < n_slots; ++j) slot(j, av, zv), mx = fmaxf(mx, zv);
-    float sum = 0.0f, acc = 0.0f;
-    for (int64_t j = 0; j < n_slots; ++j) {
-        slot(j, av, zv);
-        const float ex = expf(zv - mx);
-        sum += ex;
-        acc += ex * av;
-    }
-    C[e * d + i] = acc / sum;
+    C[e * d + i] = pool_slots(n_slots, slot);
 }
 
 // prev[s] = A half of position w_c·m + s, w_c the last window completed in this call.

@@ -48,6 +48,10 @@ struct DevWeight {
 // (pedantic math: no TF32). Both agree with cpu::linear up to the summation order.
 Status linear(const float* x, int64_t n, int64_t ldx, const WeightRef& w, float* y, int64_t ldy,
               cudaStream_t s);
+// C[i·ldc + r] = Σ_j B[i·ldb + j]·A[r·lda + j] for r < m, i < n, j < k: cuBLAS SGEMM in true fp32 through
+// the same per-stream handle as linear (used by the indexer's prefill path).
+Status sgemm_f32(const float* A, int64_t lda, const float* B, int64_t ldb, int64_t m, int64_t n, int64_t k,
+                 float* C, int64_t ldc, cudaStream_t s);
 // Routed experts, grouped: moe_group sorts the n_pairs (token, slot) pairs by expert (esel [n_pairs])
 // into perm [n_pairs] and a chunk table chunks [moe_max_chunks, 3] = {expert, start, count} with
 // *n_chunks used (scratch [E + 1] int32). linear_grouped then computes y[p] = table[e]·x[p / x_div] for
