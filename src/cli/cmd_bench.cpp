@@ -158,6 +158,7 @@ StepFloor step_floor(const Dsv4Config& cfg, const ModelCounts& c, int64_t B, int
 }  // namespace
 
 void add_cmd_bench(CLI::App& app) {
+    const auto kPositive = CLI::Range(int64_t(1), int64_t(1) << 40);
     struct Opts {
         std::string config = "tests/fixtures/configs/v4-flash.config.json", dir = "/tmp/dsv4_bench_ckpt";
         int layers = 4, experts = 64, steps = 10;
@@ -170,13 +171,16 @@ void add_cmd_bench(CLI::App& app) {
         "bench", "CUDA decode/prefill benchmark on a random-weight slice of the real config");
     cmd->add_option("--config", o->config, "config.json with the real dimensions");
     cmd->add_option("--layers", o->layers,
-                    "first N layers of the config (4 keeps every layer and routing kind)");
-    cmd->add_option("--experts", o->experts, "routed experts per layer (batch-1 bytes do not depend on it)");
-    cmd->add_option("--ctx", o->contexts, "contexts at which decode is timed");
-    cmd->add_option("--batch", o->batches, "decode batch sizes (sequences per step)");
-    cmd->add_option("--prefill", o->prefills, "prompt lengths whose prefill rate is reported");
-    cmd->add_option("--chunk", o->chunk, "prefill chunk (tokens per forward call)");
-    cmd->add_option("--steps", o->steps, "decode steps timed per case (median)");
+                    "first N layers of the config (4 keeps every layer and routing kind)")
+        ->check(kPositive);
+    cmd->add_option("--experts", o->experts, "routed experts per layer (batch-1 bytes do not depend on it)")
+        ->check(kPositive);
+    cmd->add_option("--ctx", o->contexts, "contexts at which decode is timed")->check(kPositive);
+    cmd->add_option("--batch", o->batches, "decode batch sizes (sequences per step)")->check(kPositive);
+    cmd->add_option("--prefill", o->prefills, "prompt lengths whose prefill rate is reported")
+        ->check(kPositive);
+    cmd->add_option("--chunk", o->chunk, "prefill chunk (tokens per forward call)")->check(kPositive);
+    cmd->add_option("--steps", o->steps, "decode steps timed per case (median)")->check(kPositive);
     cmd->add_option("--dir", o->dir, "where the random checkpoint is written");
     cmd->add_flag("!--no-ops", o->ops, "skip the per-kernel lines");
     cmd->callback([o] {
