@@ -195,4 +195,48 @@ Status compressor_commit(const float* a, const float* z, const float* ape, float
                          float* prev_a, float* prev_z, int64_t p0, int64_t n, int64_t m, int64_t c, int64_t d,
                          cudaStream_t s);
 
+// ---- quant_sm90.cu: the REF roundings of Numerics::reference (ops/cpu/quant.h), bit-identical to the CPU.
+// y[r·ldy + i] = x[r·ldx + i] rounded through FP8 e4m3 (cpu::fp8_roundtrip) / FP4 e2m1 (cpu::fp4_roundtrip)
+// in blocks of `block` along i < n (the last block may be partial), r < rows; x == y (with ldx == ldy) is
+// in place; columns n.. of y are not touched.
+Status fp8_roundtrip_rows(const float* x, int64_t ldx, float* y, int64_t ldy, int64_t rows, int64_t n,
+                          int64_t block, cudaStream_t s);
+Status fp4_roundtrip_rows(const float* x, int64_t ldx, float* y, int64_t ldy, int64_t rows, int64_t n,
+                          int64_t block, cudaStream_t s);
+// In place on x [rows, d] (d a power of two ≤ 8192): cpu::hadamard_rows, then with fp4_after the FP4 round
+// trip in blocks of 32 (model/numerics round_index_fp4).
+Status hadamard_rows(float* x, int64_t rows, int64_t d, bool fp4_after, cudaStream_t s);
+// Decode steps, after compressor_decode with the same table: the entry that compressor `which` (0 = cmp:
+// FP8 on the first `nope` dims in blocks of 64; 1 = idx: Hadamard + FP4) emitted this step, in place.
+Status round_decode_entries(const DecodeSeq* seqs, int64_t B, int which, int64_t m, int64_t d, int64_t nope,
+                            cudaStream_t s);
+// The FP8 operand of the block-scaled GEMM: e4m3 codes qv [rows_pad, K] (row-major) and 1x128 power-of-two
+// scales scale [K/128, rows_pad] (rows contiguous), K % 128 == 0; code·scale is exactly
+// fp8_roundtrip_rows(x, block 128). Rows rows.. rows_pad−1 get zero codes and scale 1.
+Status fp8_quantize_act(const float* x, int64_t rows, int64_t ldx, int64_t K, int64_t rows_pad, uint8_t* qv,
+                        float* scale, cudaStream_t s);
+// x[r·ld + i] *= w[r] for r < rows, i < d (the REF routed-expert weight applied before W2).
+Status scale_rows(float* x, int64_t rows, int64_t ld, int64_t d, const float* w, cudaStream_t s);
+Status fill_f32(float* x, int64_t count, float v, cudaStream_t s);
+
+// ---- fp8_gemm_sm90.cu: y [n, N] (row stride ldy) = act_quant(x) [n, K] · W [N, K]ᵀ in fp32 through
+// cuBLASLt's block-scaled FP8 GEMM (A = W with 128x128 fp32 scales, B = x as e4m3 + 1x128 scales from
+// fp8_quantize_act, fp32 accumulation and output, no fast accumulation): cpu::linear of the FP8-rounded x up
+// to the summation order (and the tensor core's accumulation inside each 128-K block).
+// docs/kernels/fp8_gemm.md. W must pass fp8_gemm_weight_ok: FP8 e4m3, 128x128 scales, N and K multiples of
+// 128, a whole weight (no row view inside a scale block), 256 B aligned. Per (device, stream) it keeps a
+// cuBLASLt handle, a 32 MB workspace and the matmul descriptors + heuristic results per (n, N, K, ldy,
+// alignment), built by the first call of a shape (make one warm-up call per shape before graph capture). The
+// n % 4 trailing rows (cuBLASLt has no algorithm for 1-2 rows) go through FP8 rounding + cuda::linear.
+bool fp8_gemm_weight_ok(const WeightRef& w);
+int64_t fp8_gemm_scale_floats(const WeightRef& w);  // (N/128)·(K/128)
+// The weight's UE8M0 scales as fp32 (once per weight, at load): out [N/128, K/128].
+Status fp8_gemm_expand_scales(const WeightRef& w, float* out, cudaStream_t s);
+int64_t fp8_gemm_work_bytes(int64_t n, int64_t K);
+// Whether cuBLASLt offers an algorithm for this call (queried once per shape, then cached).
+Result<bool> fp8_gemm_available(int64_t n, const WeightRef& w, const float* y, int64_t ldy, cudaStream_t s);
+// w_scale: fp8_gemm_expand_scales of w; work: ≥ fp8_gemm_work_bytes(n, K) bytes; n ≥ 4.
+Status fp8_gemm(const float* x, int64_t n, int64_t ldx, const WeightRef& w, const float* w_scale, float* y,
+                int64_t ldy, void* work, cudaStream_t s);
+
 }  // namespace dsv4::cuda
