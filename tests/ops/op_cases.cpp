@@ -58,6 +58,13 @@ DSV4_OP_CASES(LinearCase, {DType::f32, 1, 7, 33}, {DType::f32, 5, 129, 256}, {DT
               {DType::f8_e4m3, 1, 130, 260}, {DType::f8_e4m3, 4, 256, 512}, {DType::f8_e4m3, 13, 300, 1024},
               {DType::fp4_e2m1, 1, 33, 64}, {DType::fp4_e2m1, 6, 256, 512}, {DType::fp4_e2m1, 11, 129, 1056},
               {DType::fp4_e2m1, 1, 17, 4096});
+// Flash decode shapes of the 16-byte GEMV kernel (every row-group width G = 32..256, 1/2/4/8-token passes,
+// rows not a multiple of a CTA's): wq_a, wq_b, wo_b, an expert's w1/w2, the bf16 compressor/head width.
+DSV4_OP_CASES(LinearCase, {DType::f8_e4m3, 1, 1024, 4096}, {DType::f8_e4m3, 2, 4100, 1024},
+              {DType::f8_e4m3, 1, 300, 8192}, {DType::fp4_e2m1, 1, 2048, 4096},
+              {DType::fp4_e2m1, 3, 4096, 2048}, {DType::fp4_e2m1, 8, 250, 1024}, {DType::bf16, 1, 1030, 4096},
+              {DType::bf16, 7, 77, 8192}, {DType::f32, 4, 65, 2048}, {DType::f8_e4m3, 12, 130, 512},
+              {DType::f16, 1, 40, 4096});
 
 // A row view starting inside a scale block (grouped wo_a: 64-row groups of 128-row FP8 blocks).
 struct LinearRowViewCase : LinearCase {

@@ -97,6 +97,7 @@ struct LinearGroupedCase : OpCase {
         int64_t n_tok, k;
         bool per_token;  // x_div = k (else 1)
         int64_t E, N, K, hot;
+        int64_t hint = 0;  // linear_grouped's max_per_expert (0: unknown)
     } p;
     std::vector<HostWeight> ws;
     std::vector<int32_t> esel;  // [n_pairs]
@@ -108,8 +109,8 @@ struct LinearGroupedCase : OpCase {
     int64_t ldy() const { return p.N + 3; }
     std::string op() const override { return "linear_grouped"; }
     std::string vars() const override {
-        return fmt::format("type={},pairs={},xdiv={},E={},N={},K={},hot={}", dtype_name(p.dt), n_pairs(),
-                           x_div(), p.E, p.N, p.K, p.hot);
+        return fmt::format("type={},pairs={},xdiv={},E={},N={},K={},hot={},hint={}", dtype_name(p.dt),
+                           n_pairs(), x_div(), p.E, p.N, p.K, p.hot, p.hint);
     }
     void init(Rng& rng) override {
         ws.clear();
@@ -158,7 +159,7 @@ struct LinearGroupedCase : OpCase {
         DSV4_TRY(cuda::moe_group(dev.up(esel), np, p.E, perm, chunks, n_chunks, scratch, dev.stream));
         return cuda::linear_grouped(dev.up(pad_rows(x, x_rows(), p.K, ldx())), np, ldx(), x_div(),
                                     dev.up(table), proto, perm, chunks, n_chunks, max_chunks, o.f(0), ldy(),
-                                    dev.stream);
+                                    dev.stream, p.hint);
     }
 #endif
 };
@@ -171,6 +172,14 @@ DSV4_OP_CASES(LinearGroupedCase, {DType::fp4_e2m1, 100, 3, true, 16, 256, 512, 4
               {DType::fp4_e2m1, 40, 3, true, 16, 128, 256, 40},
               {DType::f8_e4m3, 200, 1, false, 64, 96, 256, 0},
               {DType::f8_e4m3, 700, 3, true, 16, 24, 8192, 20});
+// Decode shapes (GEMV kernel, parallel grouping): Flash expert w1 / w2 at batch 1 (hint 1: one token pass;
+// w2's pairs are rows of their own, so two of them on one expert take two passes), batch 5 with a hot
+// expert (FP4 passes of 4 tokens: two passes), FP8 / bf16 experts.
+DSV4_OP_CASES(LinearGroupedCase, {DType::fp4_e2m1, 1, 6, true, 8, 2048, 4096, 0, 1},
+              {DType::fp4_e2m1, 6, 1, false, 8, 4096, 2048, 0, 1},
+              {DType::fp4_e2m1, 5, 6, true, 24, 512, 4096, 50, 5},
+              {DType::f8_e4m3, 7, 6, true, 32, 520, 1024, 60, 7},
+              {DType::bf16, 3, 6, true, 16, 100, 256, 0, 0}, {DType::f32, 9, 2, true, 8, 33, 96, 30, 9});
 
 }  // namespace
 

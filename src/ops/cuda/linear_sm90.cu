@@ -11,6 +11,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -133,10 +134,11 @@ struct Fmt<DType::fp4_e2m1> : BlockScaled {
     }
 };
 
-// grid (ceil(N / kWarps), ceil(n / kTok)); warp = one output row, lanes split K; token rows t0 ..
-// t0+kTok−1. Grouped (chunks non-null): blockIdx.y is chunk c = {expert, start, count} of the pairs sorted
-// by expert; its rows are perm[start ..] and its weight table[expert].
-template <DType DT, int kTok, bool kVec>
+// Scalar fallback for shapes the 16-byte path cannot take (K not a multiple of a chunk, unaligned x or
+// scale blocks): grid (ceil(N / kWarps), ceil(n / kTok)); warp = one output row, lanes split K; token rows
+// t0 .. t0+kTok−1. Grouped (chunks non-null): blockIdx.y is chunk c = {expert, start, count} of the pairs
+// sorted by expert; its rows are perm[start ..] and its weight table[expert].
+template <DType DT, int kTok>
 __global__ void __launch_bounds__(kWarps * 32)
     linear_kernel(const float* __restrict__ x, int64_t n, int64_t ldx, int64_t x_div, DevWeight w,
                   const DevWeight* __restrict__ table, const int32_t* __restrict__ perm,
@@ -166,52 +168,263 @@ __global__ void __launch_bounds__(kWarps * 32)
     const float* xr[kTok];
 #pragma unroll
     for (int t = 0; t < kTok; ++t) acc[t] = 0.0f, xr[t] = x + (row[t] / x_div) * ldx;
-
-    if constexpr (kVec) {
-        // kInFlight 16-byte weight loads per lane are issued before any is decoded (memory-level
-        // parallelism); the chunk order per lane, hence the fp32 summation order, is the plain loop's.
-        constexpr int E = Fmt<DT>::kElems, kInFlight = 4;
-        auto consume = [&](uint4 q, float sc, int64_t k) {
-            float v[E];
-            Fmt<DT>::decode(q, sc, v);
+    for (int64_t k = lane; k < K; k += 32) {
+        const float v = Fmt<DT>::one(w, r, k);
 #pragma unroll
-            for (int t = 0; t < kTok; ++t) {
-                if (t >= n_valid) break;
-                const float4* xp = reinterpret_cast<const float4*>(xr[t] + k);
-                float s = 0.0f;
-#pragma unroll
-                for (int e = 0; e < E / 4; ++e) {
-                    float4 xv = __ldg(xp + e);
-                    s += v[4 * e] * xv.x + v[4 * e + 1] * xv.y + v[4 * e + 2] * xv.z + v[4 * e + 3] * xv.w;
-                }
-                acc[t] += s;
-            }
-        };
-        int64_t k = int64_t(lane) * E;
-        for (; k + (kInFlight - 1) * 32 * E < K; k += kInFlight * 32 * E) {
-            uint4 q[kInFlight];
-            float sc[kInFlight];
-#pragma unroll
-            for (int u = 0; u < kInFlight; ++u) q[u] = Fmt<DT>::raw(w, r, k + u * 32 * E);
-#pragma unroll
-            for (int u = 0; u < kInFlight; ++u) sc[u] = Fmt<DT>::scale(w, r, k + u * 32 * E);
-#pragma unroll
-            for (int u = 0; u < kInFlight; ++u) consume(q[u], sc[u], k + u * 32 * E);
-        }
-        for (; k < K; k += 32 * E) consume(Fmt<DT>::raw(w, r, k), Fmt<DT>::scale(w, r, k), k);
-    } else {
-        for (int64_t k = lane; k < K; k += 32) {
-            const float v = Fmt<DT>::one(w, r, k);
-#pragma unroll
-            for (int t = 0; t < kTok; ++t)
-                if (t < n_valid) acc[t] += v * __ldg(xr[t] + k);
-        }
+        for (int t = 0; t < kTok; ++t)
+            if (t < n_valid) acc[t] += v * __ldg(xr[t] + k);
     }
 #pragma unroll
     for (int t = 0; t < kTok; ++t) {
         float v = warp_sum(acc[t]);
         if (lane == 0 && t < n_valid) y[row[t] * ldy + r] = v;
     }
+}
+
+// ------------------------------------------------------------------ GEMV path (few tokens), vectorized
+// The memory-bound kernel of decode (hopper-kernels.md §2, CUDA-core version, exact fp32 products). A CTA
+// of kGemvThreads threads is split into groups of G threads (G = 32..256, chosen so that one 16-byte chunk
+// per row per thread covers K); a group owns gemv_rows() consecutive rows and its threads stride over the
+// rows' 16-byte chunks. Each thread loads the chunk of all its rows at once (and prefetches the next),
+// decodes it in sub-blocks of 4 values, and reuses each float4 of x for all the rows: x traffic from L1 is
+// 1/gemv_rows() of a warp-per-row kernel, which bound the FP4 case. Partial sums are reduced in a fixed
+// order (warp shuffles, then the group's warps through shared memory): deterministic.
+// Decoded values are unscaled codes (FP4: code·2^−6 through the exact e2m1 → e4m3 bit placement, then the
+// hardware e4m3x2 → f16x2 conversion); a chunk's partial sum is multiplied by its power-of-two scale, which
+// equals the sum of the dequantized products exactly (only the summation order differs from cpu::linear).
+constexpr int kGemvThreads = 256;
+// Rows per group: 4 (each float4 of x serves 4 rows); FP4 and 8-token passes take 2, as more would keep
+// too many decoded values live (register spills).
+template <DType DT, int T>
+constexpr int gemv_rows() {
+    return DT == DType::fp4_e2m1 || T == 8 ? 2 : 4;
+}
+
+template <int I>
+__device__ __forceinline__ uint32_t word(const uint4& q) {
+    return I == 0 ? q.x : I == 1 ? q.y : I == 2 ? q.z : q.w;
+}
+__device__ __forceinline__ float2 e4m3x2_lo(uint32_t u) {
+    return e4m3x2_to_f32(uint16_t(u & 0xffffu));
+}
+__device__ __forceinline__ float2 e4m3x2_hi(uint32_t u) {
+    return e4m3x2_to_f32(uint16_t(u >> 16));
+}
+
+template <int I, int N, typename Fn>
+__device__ __forceinline__ void static_for(Fn& fn) {
+    if constexpr (I < N) {
+        fn(std::integral_constant<int, I>{});
+        static_for<I + 1, N>(fn);
+    }
+}
+
+template <DType DT>
+struct Gemv;
+template <>
+struct Gemv<DType::f32> {
+    static constexpr int kSub = 1;  // sub-blocks of 4 values per 16-byte chunk
+    __device__ static float mult(const DevWeight&, int64_t, int64_t) { return 1.0f; }
+    template <int S>
+    __device__ static void sub(const uint4& q, float* v) {
+        v[0] = __uint_as_float(q.x), v[1] = __uint_as_float(q.y), v[2] = __uint_as_float(q.z),
+        v[3] = __uint_as_float(q.w);
+    }
+};
+template <>
+struct Gemv<DType::bf16> {
+    static constexpr int kSub = 2;
+    __device__ static float mult(const DevWeight&, int64_t, int64_t) { return 1.0f; }
+    template <int S>
+    __device__ static void sub(const uint4& q, float* v) {
+        const uint32_t a = word<2 * S>(q), b = word<2 * S + 1>(q);
+        v[0] = __uint_as_float(a << 16), v[1] = __uint_as_float(a & 0xffff0000u);
+        v[2] = __uint_as_float(b << 16), v[3] = __uint_as_float(b & 0xffff0000u);
+    }
+};
+template <>
+struct Gemv<DType::f16> {
+    static constexpr int kSub = 2;
+    __device__ static float mult(const DevWeight&, int64_t, int64_t) { return 1.0f; }
+    template <int S>
+    __device__ static void sub(const uint4& q, float* v) {
+        const uint32_t u[2] = {word<2 * S>(q), word<2 * S + 1>(q)};
+#pragma unroll
+        for (int i = 0; i < 2; ++i) {
+            __half2_raw hr;
+            hr.x = uint16_t(u[i] & 0xffffu), hr.y = uint16_t(u[i] >> 16);
+            const float2 f = __half22float2(__half2(hr));
+            v[2 * i] = f.x, v[2 * i + 1] = f.y;
+        }
+    }
+};
+template <>
+struct Gemv<DType::f8_e4m3> {
+    static constexpr int kSub = 4;
+    __device__ static float mult(const DevWeight& w, int64_t r, int64_t k) {
+        return BlockScaled::scale(w, r, k);
+    }
+    template <int S>
+    __device__ static void sub(const uint4& q, float* v) {
+        const uint32_t u = word<S>(q);
+        const float2 a = e4m3x2_lo(u), b = e4m3x2_hi(u);
+        v[0] = a.x, v[1] = a.y, v[2] = b.x, v[3] = b.y;
+    }
+};
+template <>
+struct Gemv<DType::fp4_e2m1> {
+    static constexpr int kSub = 8;
+    // decoded codes carry 2^−6 (e4m3 placement): the multiplier puts it back (exact, a power of two)
+    __device__ static float mult(const DevWeight& w, int64_t r, int64_t k) {
+        return BlockScaled::scale(w, r, k) * 64.0f;
+    }
+    // e2m1 nibble s·eem → e4m3 byte s·000·eem·00 = the same value · 2^−6 (normal and subnormal codes);
+    // even nibbles sit in the low half of each byte, odd nibbles in the high half.
+    __device__ static uint32_t even(uint32_t u) {
+        return ((u << 2) & 0x1c1c1c1cu) | ((u << 4) & 0x80808080u);
+    }
+    __device__ static uint32_t odd(uint32_t u) { return ((u >> 2) & 0x1c1c1c1cu) | (u & 0x80808080u); }
+    template <int S>
+    __device__ static void sub(const uint4& q, float* v) {
+        const uint32_t u = word<S / 2>(q), ev = even(u), od = odd(u);
+        // nibbles 0..3 (S even) or 4..7 (S odd) of the word, in order
+        const float2 e = (S & 1) ? e4m3x2_hi(ev) : e4m3x2_lo(ev), o = (S & 1) ? e4m3x2_hi(od) : e4m3x2_lo(od);
+        v[0] = e.x, v[1] = o.x, v[2] = e.y, v[3] = o.y;
+    }
+};
+
+// grid (ceil(N / (kGemvThreads / G · gemv_rows)), token blocks of T or chunk slots). Grouped (chunks
+// non-null): blockIdx.y is chunk c = {expert, start, count} of the pairs sorted by expert; its rows are
+// perm[start ..] (any count: passes of T) and its weight table[expert].
+template <DType DT, int T>
+__global__ void __launch_bounds__(kGemvThreads)
+    gemv_kernel(const float* __restrict__ x, int64_t n, int64_t ldx, int64_t x_div, DevWeight w,
+                const DevWeight* __restrict__ table, const int32_t* __restrict__ perm,
+                const int32_t* __restrict__ chunks, const int32_t* __restrict__ n_chunks,
+                float* __restrict__ y, int64_t ldy, int G) {
+    using F = Gemv<DT>;
+    constexpr int R = gemv_rows<DT, T>(), E = Fmt<DT>::kElems;
+    __shared__ float red[kGemvThreads / 32][R][T];
+    const int tid = int(threadIdx.x), grp = tid / G, j = tid - grp * G;
+    int n_valid;
+    int64_t t0 = 0;
+    const int32_t* prow = nullptr;
+    if (chunks) {
+        const int c = int(blockIdx.y);
+        if (c >= *n_chunks) return;  // block-uniform
+        const int32_t* ch = chunks + 3 * c;
+        w = table[ch[0]];
+        n_valid = ch[2];
+        prow = perm + ch[1];
+    } else {
+        t0 = int64_t(blockIdx.y) * T;
+        n_valid = int(n - t0 < T ? n - t0 : T);
+    }
+    const int64_t N = w.n_rows, cpr = w.n_cols / E;
+    const int64_t r0 = (int64_t(blockIdx.x) * (kGemvThreads / G) + grp) * R;
+    int64_t rr[R];
+#pragma unroll
+    for (int r = 0; r < R; ++r) rr[r] = r0 + r < N ? r0 + r : N - 1;  // rows past N: read, never written
+    for (int p0 = 0; p0 < n_valid; p0 += T) {
+        const int nv = n_valid - p0 < T ? n_valid - p0 : T;
+        int64_t orow[T];
+        const float* xr[T];
+#pragma unroll
+        for (int t = 0; t < T; ++t) {
+            const int i = p0 + (t < nv ? t : 0);
+            orow[t] = chunks ? int64_t(prow[i]) : t0 + i;
+            xr[t] = x + (orow[t] / x_div) * ldx;
+        }
+        float acc[R][T];
+#pragma unroll
+        for (int r = 0; r < R; ++r)
+#pragma unroll
+            for (int t = 0; t < T; ++t) acc[r][t] = 0.0f;
+        uint4 q[R];
+        int64_t c = j;
+        if (c < cpr)
+#pragma unroll
+            for (int r = 0; r < R; ++r) q[r] = Fmt<DT>::raw(w, rr[r], c * E);
+        for (; c < cpr; c += G) {
+            const bool more = c + G < cpr;
+            uint4 qn[R];
+            if (more)
+#pragma unroll
+                for (int r = 0; r < R; ++r) qn[r] = Fmt<DT>::raw(w, rr[r], (c + G) * E);
+            float m[R];
+#pragma unroll
+            for (int r = 0; r < R; ++r) m[r] = F::mult(w, rr[r], c * E);
+            float ps[R][T];
+#pragma unroll
+            for (int r = 0; r < R; ++r)
+#pragma unroll
+                for (int t = 0; t < T; ++t) ps[r][t] = 0.0f;
+            auto step = [&](auto sub_c) {
+                constexpr int S = decltype(sub_c)::value;
+                float4 xv[T];
+#pragma unroll
+                for (int t = 0; t < T; ++t)
+                    if (t < nv) xv[t] = __ldg(reinterpret_cast<const float4*>(xr[t] + c * E) + S);
+#pragma unroll
+                for (int r = 0; r < R; ++r) {
+                    float v[4];
+                    F::template sub<S>(q[r], v);
+#pragma unroll
+                    for (int t = 0; t < T; ++t)
+                        if (t < nv)
+                            ps[r][t] += v[0] * xv[t].x + v[1] * xv[t].y + v[2] * xv[t].z + v[3] * xv[t].w;
+                }
+            };
+            static_for<0, F::kSub>(step);
+#pragma unroll
+            for (int r = 0; r < R; ++r)
+#pragma unroll
+                for (int t = 0; t < T; ++t) acc[r][t] = fmaf(ps[r][t], m[r], acc[r][t]);
+            if (more)
+#pragma unroll
+                for (int r = 0; r < R; ++r) q[r] = qn[r];
+        }
+#pragma unroll
+        for (int r = 0; r < R; ++r)
+#pragma unroll
+            for (int t = 0; t < T; ++t) acc[r][t] = warp_sum(acc[r][t]);
+        if (G > 32) {  // the group's warps, in order
+            const int warp = tid >> 5;
+            if ((tid & 31) == 0)
+#pragma unroll
+                for (int r = 0; r < R; ++r)
+#pragma unroll
+                    for (int t = 0; t < T; ++t) red[warp][r][t] = acc[r][t];
+            __syncthreads();
+            if (j == 0) {
+                const int w0 = (grp * G) >> 5, nw = G >> 5;
+#pragma unroll
+                for (int r = 0; r < R; ++r)
+#pragma unroll
+                    for (int t = 0; t < T; ++t) {
+                        float s = 0.0f;
+                        for (int i = 0; i < nw; ++i) s += red[w0 + i][r][t];
+                        acc[r][t] = s;
+                    }
+            }
+            __syncthreads();  // red is reused by the next pass
+        }
+        if (j == 0)
+#pragma unroll
+            for (int r = 0; r < R; ++r)
+                if (r0 + r < N)
+#pragma unroll
+                    for (int t = 0; t < T; ++t)
+                        if (t < nv) y[orow[t] * ldy + r0 + r] = acc[r][t];
+    }
+}
+
+// Threads per row group: the fewest (≥ one warp) whose 16-byte chunks cover a row in one pass, at most
+// the whole CTA.
+int gemv_group_threads(int64_t chunks_per_row) {
+    int g = 32;
+    while (g < kGemvThreads && g < chunks_per_row) g *= 2;
+    return g;
 }
 
 // One CTA: counting sort of the (token, slot) pairs by expert (stable: pair order within an expert),
@@ -234,6 +447,71 @@ __global__ void moe_group_kernel(const int32_t* esel, int64_t n_pairs, int64_t E
     for (int64_t p = 0; p < n_pairs; ++p) perm[scratch[esel[p]]++] = int32_t(p);
 }
 
+// The same table from one CTA of kGroupThreads threads (decode: n_pairs ≤ kGroupParallelMaxPairs, E ≤
+// kGroupThreads), in shared memory: expert histogram, two block scans (first slot, first chunk of each
+// expert), then each pair's place = its expert's first slot + the number of earlier pairs of that expert
+// (stable, so perm is the single-thread kernel's), and each expert writes its own chunks.
+constexpr int kGroupThreads = 1024;
+constexpr int64_t kGroupParallelMaxPairs = 2048;
+
+// Exclusive prefix sum over the block of one value per thread (every thread of kGroupThreads calls it);
+// *total gets the sum. wsum: __shared__ int[32].
+__device__ int block_exclusive_scan(int v, int* wsum, int* total) {
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    int inc = v;
+#pragma unroll
+    for (int o = 1; o < 32; o <<= 1) {
+        const int u = __shfl_up_sync(0xffffffffu, inc, o);
+        if (lane >= o) inc += u;
+    }
+    if (lane == 31) wsum[warp] = inc;
+    __syncthreads();
+    if (warp == 0) {
+        int w = wsum[lane], wi = w;
+#pragma unroll
+        for (int o = 1; o < 32; o <<= 1) {
+            const int u = __shfl_up_sync(0xffffffffu, wi, o);
+            if (lane >= o) wi += u;
+        }
+        wsum[lane] = wi - w;  // exclusive over warps
+        if (lane == 31) *total = wi;
+    }
+    __syncthreads();
+    const int r = wsum[warp] + inc - v;
+    __syncthreads();  // wsum reusable
+    return r;
+}
+
+__global__ void __launch_bounds__(kGroupThreads)
+    moe_group_parallel_kernel(const int32_t* __restrict__ esel, int n_pairs, int E, int tok,
+                              int32_t* __restrict__ perm, int32_t* __restrict__ chunks,
+                              int32_t* __restrict__ n_chunks) {
+    __shared__ int32_t s_e[kGroupParallelMaxPairs];
+    __shared__ int cnt[kGroupThreads], first[kGroupThreads];
+    __shared__ int wsum[32], total_slots, total_chunks;
+    const int tid = int(threadIdx.x);
+    for (int p = tid; p < n_pairs; p += kGroupThreads) s_e[p] = esel[p];
+    cnt[tid] = 0;
+    __syncthreads();
+    for (int p = tid; p < n_pairs; p += kGroupThreads) atomicAdd(&cnt[s_e[p]], 1);
+    __syncthreads();
+    const int c = tid < E ? cnt[tid] : 0, nch = (c + tok - 1) / tok;
+    first[tid] = block_exclusive_scan(c, wsum, &total_slots);
+    const int first_chunk = block_exclusive_scan(nch, wsum, &total_chunks);
+    for (int p = tid; p < n_pairs; p += kGroupThreads) {
+        const int e = s_e[p];
+        int rank = 0;
+        for (int q = 0; q < p; ++q) rank += s_e[q] == e;
+        perm[first[e] + rank] = p;
+    }
+    if (tid < E)
+        for (int i = 0; i < nch; ++i) {
+            int32_t* ch = chunks + 3 * (first_chunk + i);
+            ch[0] = tid, ch[1] = first[tid] + i * tok, ch[2] = min(tok, c - i * tok);
+        }
+    if (tid == 0) *n_chunks = total_chunks;
+}
+
 bool aligned16(const void* p) {
     return (reinterpret_cast<uintptr_t>(p) & 15u) == 0;
 }
@@ -246,45 +524,83 @@ bool can_vectorize(const DevWeight& w, const float* x, int64_t ldx) {
     return true;
 }
 
+// Token rows per pass of the GEMV kernel for `rows` tokens (a chunk of the grouped path holds at most
+// kLinearTok pairs; more are handled in passes).
+int gemv_tokens(int64_t rows) {
+    return rows <= 1 ? 1 : rows <= 2 ? 2 : rows <= 4 ? 4 : 8;
+}
+
+template <DType DT, int T>
+void launch_gemv(int64_t max_chunks, const float* x, int64_t n, int64_t ldx, int64_t x_div,
+                 const DevWeight& w, const DevWeight* table, const int32_t* perm, const int32_t* chunks,
+                 const int32_t* n_chunks, float* y, int64_t ldy, int G, cudaStream_t s) {
+    const dim3 grid(ceil_div_u(w.n_rows, (kGemvThreads / G) * gemv_rows<DT, T>()),
+                    chunks ? unsigned(max_chunks) : ceil_div_u(n, T));
+    gemv_kernel<DT, T>
+        <<<grid, kGemvThreads, 0, s>>>(x, n, ldx, x_div, w, table, perm, chunks, n_chunks, y, ldy, G);
+}
+
+// tok_hint: the most token rows one chunk holds (grouped), or n (plain).
 template <DType DT>
 Status launch(const float* x, int64_t n, int64_t ldx, int64_t x_div, const DevWeight& w,
               const DevWeight* table, const int32_t* perm, const int32_t* chunks, const int32_t* n_chunks,
-              int64_t max_chunks, float* y, int64_t ldy, cudaStream_t s) {
-    const bool vec = can_vectorize<DT>(w, x, ldx);
+              int64_t max_chunks, float* y, int64_t ldy, cudaStream_t s, int64_t tok_hint) {
+    if (can_vectorize<DT>(w, x, ldx)) {
+        // FP4 passes of 8 tokens would spill: 4 at most (a chunk of more pairs takes two passes)
+        const int T = std::min(gemv_tokens(chunks ? std::min<int64_t>(tok_hint, kLinearTok) : n),
+                               DT == DType::fp4_e2m1 ? 4 : 8);
+        const int G = gemv_group_threads(w.n_cols / Fmt<DT>::kElems);
+        switch (T) {
+            case 1:
+                launch_gemv<DT, 1>(max_chunks, x, n, ldx, x_div, w, table, perm, chunks, n_chunks, y, ldy, G,
+                                   s);
+                break;
+            case 2:
+                launch_gemv<DT, 2>(max_chunks, x, n, ldx, x_div, w, table, perm, chunks, n_chunks, y, ldy, G,
+                                   s);
+                break;
+            case 4:
+                launch_gemv<DT, 4>(max_chunks, x, n, ldx, x_div, w, table, perm, chunks, n_chunks, y, ldy, G,
+                                   s);
+                break;
+            default:
+                if constexpr (DT != DType::fp4_e2m1)
+                    launch_gemv<DT, 8>(max_chunks, x, n, ldx, x_div, w, table, perm, chunks, n_chunks, y, ldy,
+                                       G, s);
+        }
+        DSV4_CUDA_LAUNCH_CHECK("gemv_kernel");
+        return Status::ok();
+    }
     const dim3 block(kWarps * 32);
     const dim3 grid(ceil_div_u(w.n_rows, kWarps), chunks ? unsigned(max_chunks) : ceil_div_u(n, kLinearTok));
-    if (vec)
-        linear_kernel<DT, kLinearTok, true>
-            <<<grid, block, 0, s>>>(x, n, ldx, x_div, w, table, perm, chunks, n_chunks, y, ldy);
-    else
-        linear_kernel<DT, kLinearTok, false>
-            <<<grid, block, 0, s>>>(x, n, ldx, x_div, w, table, perm, chunks, n_chunks, y, ldy);
+    linear_kernel<DT, kLinearTok>
+        <<<grid, block, 0, s>>>(x, n, ldx, x_div, w, table, perm, chunks, n_chunks, y, ldy);
     DSV4_CUDA_LAUNCH_CHECK("linear_kernel");
     return Status::ok();
 }
 
 Status dispatch(const float* x, int64_t n, int64_t ldx, int64_t x_div, const DevWeight& w,
                 const DevWeight* table, const int32_t* perm, const int32_t* chunks, const int32_t* n_chunks,
-                int64_t max_chunks, float* y, int64_t ldy, cudaStream_t s) {
+                int64_t max_chunks, float* y, int64_t ldy, cudaStream_t s, int64_t tok_hint) {
     if (n == 0 || w.n_rows == 0) return Status::ok();
     if ((chunks ? max_chunks : (n + kLinearTok - 1) / kLinearTok) > 65535)
         return error("cuda::linear: {} token rows is more than one launch covers", n);
     switch (w.dtype) {
         case DType::f32:
             return launch<DType::f32>(x, n, ldx, x_div, w, table, perm, chunks, n_chunks, max_chunks, y, ldy,
-                                      s);
+                                      s, tok_hint);
         case DType::bf16:
             return launch<DType::bf16>(x, n, ldx, x_div, w, table, perm, chunks, n_chunks, max_chunks, y, ldy,
-                                       s);
+                                       s, tok_hint);
         case DType::f16:
             return launch<DType::f16>(x, n, ldx, x_div, w, table, perm, chunks, n_chunks, max_chunks, y, ldy,
-                                      s);
+                                      s, tok_hint);
         case DType::f8_e4m3:
             return launch<DType::f8_e4m3>(x, n, ldx, x_div, w, table, perm, chunks, n_chunks, max_chunks, y,
-                                          ldy, s);
+                                          ldy, s, tok_hint);
         case DType::fp4_e2m1:
             return launch<DType::fp4_e2m1>(x, n, ldx, x_div, w, table, perm, chunks, n_chunks, max_chunks, y,
-                                           ldy, s);
+                                           ldy, s, tok_hint);
         default:
             return error("cuda::linear: unsupported weight dtype {}", dtype_name(w.dtype));
     }
@@ -582,7 +898,7 @@ Status grouped_gemm(const float* x, int64_t n_pairs, int64_t ldx, int64_t x_div,
         DSV4_CUDA_CHECK(
             cudaMemcpyAsync(c->d_small, h_small, size_t(1 + 3 * n_small) * 4, cudaMemcpyHostToDevice, s));
         DSV4_TRY(launch<DT>(x, n_pairs, ldx, x_div, proto, table, perm, c->d_small + 1, c->d_small, n_small,
-                            y, ldy, s));
+                            y, ldy, s, kLinearTok));
     }
     if (n_small == nc) return Status::ok();
 
@@ -689,7 +1005,7 @@ Status linear(const float* x, int64_t n, int64_t ldx, const WeightRef& w, float*
         ldy >= dw.n_rows && fits_int(n) && fits_int(ldx) && fits_int(ldy) && fits_int(dw.n_rows) &&
         fits_int(dw.n_cols))
         return linear_gemm(x, n, ldx, dw, y, ldy, s);
-    return dispatch(x, n, ldx, 1, dw, nullptr, nullptr, nullptr, nullptr, 0, y, ldy, s);
+    return dispatch(x, n, ldx, 1, dw, nullptr, nullptr, nullptr, nullptr, 0, y, ldy, s, n);
 }
 
 int64_t moe_max_chunks(int64_t n_pairs, int64_t E) {
@@ -698,6 +1014,12 @@ int64_t moe_max_chunks(int64_t n_pairs, int64_t E) {
 
 Status moe_group(const int32_t* esel, int64_t n_pairs, int64_t E, int32_t* perm, int32_t* chunks,
                  int32_t* n_chunks, int32_t* scratch, cudaStream_t s) {
+    if (n_pairs <= kGroupParallelMaxPairs && E <= kGroupThreads) {
+        moe_group_parallel_kernel<<<1, kGroupThreads, 0, s>>>(esel, int(n_pairs), int(E), kLinearTok, perm,
+                                                              chunks, n_chunks);
+        DSV4_CUDA_LAUNCH_CHECK("moe_group_parallel_kernel");
+        return Status::ok();
+    }
     moe_group_kernel<<<1, 32, 0, s>>>(esel, n_pairs, E, kLinearTok, perm, chunks, n_chunks, scratch);
     DSV4_CUDA_LAUNCH_CHECK("moe_group_kernel");
     return Status::ok();
@@ -705,7 +1027,8 @@ Status moe_group(const int32_t* esel, int64_t n_pairs, int64_t E, int32_t* perm,
 
 Status linear_grouped(const float* x, int64_t n_pairs, int64_t ldx, int64_t x_div, const DevWeight* table,
                       const WeightRef& proto, const int32_t* perm, const int32_t* chunks,
-                      const int32_t* n_chunks, int64_t max_chunks, float* y, int64_t ldy, cudaStream_t s) {
+                      const int32_t* n_chunks, int64_t max_chunks, float* y, int64_t ldy, cudaStream_t s,
+                      int64_t max_per_expert) {
     const DevWeight dp = DevWeight::from(proto);
     if (n_pairs == 0 || dp.n_rows == 0) return Status::ok();
     // The read-back of the chunk table synchronizes the stream: big (prefill) batches only, never under
@@ -714,7 +1037,8 @@ Status linear_grouped(const float* x, int64_t n_pairs, int64_t ldx, int64_t x_di
         fits_int(dp.n_rows) && fits_int(dp.n_cols) && !capturing(s))
         return grouped_gemm_dispatch(x, n_pairs, ldx, x_div, table, dp, perm, chunks, n_chunks, max_chunks, y,
                                      ldy, s);
-    return dispatch(x, n_pairs, ldx, x_div, dp, table, perm, chunks, n_chunks, max_chunks, y, ldy, s);
+    return dispatch(x, n_pairs, ldx, x_div, dp, table, perm, chunks, n_chunks, max_chunks, y, ldy, s,
+                    max_per_expert > 0 ? max_per_expert : kLinearTok);
 }
 
 Status sgemm_f32(const float* A, int64_t lda, const float* B, int64_t ldb, int64_t m, int64_t n, int64_t k,
