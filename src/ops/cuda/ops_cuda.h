@@ -56,6 +56,8 @@ Status sgemm_f32(const float* A, int64_t lda, const float* B, int64_t ldb, int64
 // into perm [n_pairs] and a chunk table chunks [moe_max_chunks, 3] = {expert, start, count} with
 // *n_chunks used (scratch [E + 1] int32). linear_grouped then computes y[p] = table[e]·x[p / x_div] for
 // every pair p (all table entries of proto's dtype and shape), reading each expert's weight once per chunk.
+// max_per_expert (0 = unknown): a bound on the pairs of one expert (e.g. the token count when every token
+// picks distinct experts); it sizes the GEMV kernel's token pass and is never needed for correctness.
 // n_pairs ≥ 128 (prefill; not under graph capture): the chunk table is read back to the host (one
 // cudaStreamSynchronize); experts with ≥ 16 pairs gather their x rows into the activation scratch, run one
 // SGEMM against their dequantized weight and scatter the rows back; the others keep the GEMV kernel.
@@ -64,7 +66,8 @@ Status moe_group(const int32_t* esel, int64_t n_pairs, int64_t E, int32_t* perm,
                  int32_t* n_chunks, int32_t* scratch, cudaStream_t s);
 Status linear_grouped(const float* x, int64_t n_pairs, int64_t ldx, int64_t x_div, const DevWeight* table,
                       const WeightRef& proto, const int32_t* perm, const int32_t* chunks,
-                      const int32_t* n_chunks, int64_t max_chunks, float* y, int64_t ldy, cudaStream_t s);
+                      const int32_t* n_chunks, int64_t max_chunks, float* y, int64_t ldy, cudaStream_t s,
+                      int64_t max_per_expert = 0);
 
 // ---- norm_rope_sm90.cu
 Status rms_norm(const float* x, int64_t rows, int64_t d, const float* w, double eps, float* out,
