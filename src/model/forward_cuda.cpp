@@ -141,6 +141,10 @@ private:
     std::map<std::string, std::pair<double, int>> totals_;
 };
 
+// Tokens from which a reference-numerics FP8 linear runs the block-scaled FP8 GEMM (fewer: FP8 rounding +
+// the GEMV of cuda::linear).
+constexpr int64_t kFp8GemmMinTokens = 16;
+
 // Queries of one sequence in one call from which the indexer scores go through SGEMM (prefill chunks).
 constexpr int64_t kIndexerGemmMinTokens = 32;
 
@@ -246,6 +250,11 @@ struct CudaForward::Impl {
     const float *inv_main = nullptr, *inv_compress = nullptr;
     mutable Workspace ws;
     mutable StepProfiler prof;
+    // Numerics::reference: the REF roundings of model/numerics.cpp at the CPU's points (attention.cpp,
+    // compressor.cpp, moe.cpp); fp32 128x128 scales of the weights the FP8 GEMM serves, by data pointer.
+    bool ref = false;
+    bool fp8_gemm_on = true;  // DSV4_FP8_GEMM=0: every reference linear rounds x and calls cuda::linear
+    std::map<const void*, const float*> fp8_scales;
     void mark(const char* name) const { prof.mark(name, stream); }
 
     ~Impl() {
@@ -398,6 +407,9 @@ struct CudaForward::Impl {
         if (S.dec) {  // entries buffers were reserved and the table built at the start of the step
             DSV4_TRY(cuda::compressor_decode(a, z, ape, S.dec_layer(il), N, index_keys ? 1 : 0, m, c0.c, d,
                                              nrm, cfg.rms_norm_eps, rd, inv_compress, stream));
+            if (ref)  // the entries emitted this step: FP8 nope dims (KV) or Hadamard + FP4 (index keys)
+                DSV4_TRY(
+                    cuda::round_decode_entries(S.dec_layer(il), N, index_keys ? 1 : 0, m, d, d - rd, stream));
             for (const Seq& q : S.seqs) {
                 DevLayerState& L = q.st->layers[size_t(il)];
                 (index_keys ? L.idx : L.cmp).n_entries += (q.p0 + 1) % m == 0 ? 1 : 0;
@@ -418,6 +430,9 @@ struct CudaForward::Impl {
                                                m, c.c, d, w_first, n_emit, C, epos, stream));
                 DSV4_TRY(cuda::rms_norm(C, n_emit, d, nrm, cfg.rms_norm_eps, C, stream));
                 DSV4_TRY(cuda::rope(C, n_emit, 1, d, d - rd, rd / 2, epos, inv_compress, false, stream));
+                if (ref && index_keys) DSV4_TRY(cuda::hadamard_rows(C, n_emit, d, true, stream));
+                if (ref && !index_keys)
+                    DSV4_TRY(cuda::fp8_roundtrip_rows(C, d, C, d, n_emit, d - rd, 64, stream));
             }
             DSV4_TRY(cuda::compressor_commit(qa, qz, ape, c.pend_a, c.pend_z, c.prev_a, c.prev_z, q.p0, q.n,
                                              m, c.c, d, stream));
@@ -435,8 +450,9 @@ struct CudaForward::Impl {
         float *qi, *wts;
         DSV4_TRY_ASSIGN(qi, ws.get<float>(N * HI * dI));
         DSV4_TRY_ASSIGN(wts, ws.get<float>(N * HI));
-        DSV4_TRY(cuda::linear(cq, N, rq, L.idx_wq_b, qi, HI * dI, stream));
+        DSV4_TRY(nlinear(cq, N, rq, L.idx_wq_b, qi, HI * dI));
         DSV4_TRY(cuda::rope(qi, N, HI, dI, dI - rd, rd / 2, S.pos, inv_compress, false, stream));
+        if (ref) DSV4_TRY(cuda::hadamard_rows(qi, N * HI, dI, true, stream));
         DSV4_TRY(cuda::linear(x, N, D, L.idx_weights_proj, wts, HI, stream));
         const float wscale = 1.0f / (std::sqrt(float(dI)) * std::sqrt(float(HI)));
         DSV4_TRY(cuda::scale(wts, N * HI, wscale, stream));
@@ -486,16 +502,17 @@ struct CudaForward::Impl {
         DSV4_TRY_ASSIGN(q, ws.get<float>(N * H * dh));
         DSV4_TRY_ASSIGN(kv, ws.get<float>(N * dh));
         // 1. queries
-        DSV4_TRY(cuda::linear(x, N, D, L.wq_a, cq, rq, stream));
+        DSV4_TRY(nlinear(x, N, D, L.wq_a, cq, rq));
         DSV4_TRY(cuda::rms_norm(cq, N, rq, L.q_norm, eps, cq, stream));
-        DSV4_TRY(cuda::linear(cq, N, rq, L.wq_b, q, H * dh, stream));
+        DSV4_TRY(nlinear(cq, N, rq, L.wq_b, q, H * dh));
         DSV4_TRY(cuda::rms_norm(q, N * H, dh, nullptr, eps, q, stream));
         DSV4_TRY(cuda::rope(q, N, H, dh, nope, rd / 2, S.pos, inv, false, stream));
         mark("attn.q");
         // 2. the shared K=V head
-        DSV4_TRY(cuda::linear(x, N, D, L.wkv, kv, dh, stream));
+        DSV4_TRY(nlinear(x, N, D, L.wkv, kv, dh));
         DSV4_TRY(cuda::rms_norm(kv, N, dh, L.kv_norm, eps, kv, stream));
         DSV4_TRY(cuda::rope(kv, N, 1, dh, nope, rd / 2, S.pos, inv, false, stream));
+        if (ref) DSV4_TRY(cuda::fp8_roundtrip_rows(kv, dh, kv, dh, N, nope, 64, stream));
         mark("attn.kv");
         // 3. compressed entries and the indexer's choice among them
         int32_t* sel = nullptr;
@@ -559,7 +576,7 @@ struct CudaForward::Impl {
         for (int64_t g = 0; g < G; ++g)
             DSV4_TRY(
                 cuda::linear(o + g * gin, N, H * dh, L.wo_a.rows(g * ro, ro), u + g * ro, G * ro, stream));
-        DSV4_TRY(cuda::linear(u, N, G * ro, L.wo_b, out, D, stream));
+        DSV4_TRY(nlinear(u, N, G * ro, L.wo_b, out, D));  // wo_a above: REF runs it unrounded
         mark("attn.out");
         return Status::ok();
     }
@@ -583,10 +600,10 @@ struct CudaForward::Impl {
         DSV4_TRY_ASSIGN(g, ws.get<float>(n * Is));
         DSV4_TRY_ASSIGN(u, ws.get<float>(n * Is));
         DSV4_TRY_ASSIGN(h, ws.get<float>(n * Is));
-        DSV4_TRY(cuda::linear(x, n, D, L.sh_w1, g, Is, stream));
-        DSV4_TRY(cuda::linear(x, n, D, L.sh_w3, u, Is, stream));
+        DSV4_TRY(nlinear(x, n, D, L.sh_w1, g, Is));
+        DSV4_TRY(nlinear(x, n, D, L.sh_w3, u, Is));
         DSV4_TRY(cuda::swiglu_clamp(g, u, n, Is, Is, cfg.swiglu_limit, h, stream));
-        DSV4_TRY(cuda::linear(h, n, Is, L.sh_w2, out, D, stream));
+        DSV4_TRY(nlinear(h, n, Is, L.sh_w2, out, D));
         mark("moe.shared");
         // routed experts: (token, slot) pairs grouped by expert on the device, each expert's weights read
         // once per chunk of up to 8 pairs
@@ -601,16 +618,83 @@ struct CudaForward::Impl {
         DSV4_TRY_ASSIGN(n_chunks, ws.get<int32_t>(1));
         DSV4_TRY_ASSIGN(scratch, ws.get<int32_t>(E + 1));
         DSV4_TRY(cuda::moe_group(esel, np, E, perm, chunks, n_chunks, scratch, stream));
-        DSV4_TRY(cuda::linear_grouped(x, np, D, k, L.w1, L.w1_proto, perm, chunks, n_chunks, max_chunks, G, I,
-                                      stream));
-        DSV4_TRY(cuda::linear_grouped(x, np, D, k, L.w3, L.w1_proto, perm, chunks, n_chunks, max_chunks, U, I,
-                                      stream));
+        // Reference numerics (moe.cpp expert_ffn): x rounded to FP8 once for all experts (the rounding is per
+        // row), the routing weight applied to h before W2's FP8 rounding, then combined with weight 1.
+        // TODO(#6): FP8 tensor cores for the routed experts; they run the exact fp32 paths on rounded inputs.
+        const auto quantized = [](const WeightRef& w) {
+            return w.dtype == DType::f8_e4m3 || w.dtype == DType::fp4_e2m1;
+        };
+        const float* xe = x;
+        const float* wcomb = wsel;
+        if (ref && quantized(L.w1_proto)) {
+            float* xr;
+            DSV4_TRY_ASSIGN(xr, ws.get<float>(n * D));
+            DSV4_TRY(cuda::fp8_roundtrip_rows(x, D, xr, D, n, D, 128, stream));
+            xe = xr;
+        }
+        DSV4_TRY(cuda::linear_grouped(xe, np, D, k, L.w1, L.w1_proto, perm, chunks, n_chunks, max_chunks, G,
+                                      I, stream));
+        DSV4_TRY(cuda::linear_grouped(xe, np, D, k, L.w3, L.w1_proto, perm, chunks, n_chunks, max_chunks, U,
+                                      I, stream));
         DSV4_TRY(cuda::swiglu_clamp(G, U, np, I, I, cfg.swiglu_limit, Hh, stream));
+        if (ref) {
+            DSV4_TRY(cuda::scale_rows(Hh, np, I, I, wsel, stream));
+            if (quantized(L.w2_proto)) DSV4_TRY(cuda::fp8_roundtrip_rows(Hh, I, Hh, I, np, I, 128, stream));
+            float* ones;
+            DSV4_TRY_ASSIGN(ones, ws.get<float>(np));
+            DSV4_TRY(cuda::fill_f32(ones, np, 1.0f, stream));
+            wcomb = ones;
+        }
         DSV4_TRY(cuda::linear_grouped(Hh, np, I, 1, L.w2, L.w2_proto, perm, chunks, n_chunks, max_chunks, Y,
                                       D, stream));
-        DSV4_TRY(cuda::moe_combine(Y, wsel, n, k, D, out, stream));
+        DSV4_TRY(cuda::moe_combine(Y, wcomb, n, k, D, out, stream));
         mark("moe.routed");
         return Status::ok();
+    }
+
+    // The weights numerics_linear serves with ≥ kFp8GemmMinTokens tokens through the block-scaled FP8 GEMM:
+    // their UE8M0 scales expanded to fp32 once, at load.
+    Status prepare_reference() {
+        auto add = [&](const WeightRef& w) -> Status {
+            if (!cuda::fp8_gemm_weight_ok(w) || fp8_scales.count(w.data)) return Status::ok();
+            void* d = nullptr;
+            DSV4_TRY(mem.alloc(&d, size_t(cuda::fp8_gemm_scale_floats(w)) * 4));
+            DSV4_TRY(cuda::fp8_gemm_expand_scales(w, static_cast<float*>(d), stream));
+            fp8_scales[w.data] = static_cast<const float*>(d);
+            return Status::ok();
+        };
+        for (const DevLayer& L : layers)
+            for (const WeightRef* w :
+                 {&L.wq_a, &L.wq_b, &L.wkv, &L.wo_b, &L.idx_wq_b, &L.sh_w1, &L.sh_w3, &L.sh_w2})
+                DSV4_TRY(add(*w));
+        DSV4_CUDA_CHECK(cudaStreamSynchronize(stream));
+        return Status::ok();
+    }
+
+    // numerics_linear (model/numerics.cpp) on the GPU: under reference numerics the input of an FP8/FP4
+    // weight is rounded to FP8 e4m3 in blocks of 128 first. ≥ kFp8GemmMinTokens tokens on a weight with
+    // expanded scales: the block-scaled FP8 GEMM (cuBLASLt, fp32 out) on the rounded codes; otherwise the
+    // rounded copy of x goes through cuda::linear.
+    Status nlinear(const float* x, int64_t n, int64_t ldx, const WeightRef& w, float* y, int64_t ldy) const {
+        if (!ref || (w.dtype != DType::f8_e4m3 && w.dtype != DType::fp4_e2m1))
+            return cuda::linear(x, n, ldx, w, y, ldy, stream);
+        const int64_t K = w.n_cols;
+        if (fp8_gemm_on && n >= kFp8GemmMinTokens) {
+            auto it = fp8_scales.find(w.data);
+            bool ok = false;
+            if (it != fp8_scales.end()) {
+                DSV4_TRY_ASSIGN(ok, cuda::fp8_gemm_available(n, w, y, ldy, stream));
+            }
+            if (ok) {
+                uint8_t* work;
+                DSV4_TRY_ASSIGN(work, ws.get<uint8_t>(cuda::fp8_gemm_work_bytes(n, K)));
+                return cuda::fp8_gemm(x, n, ldx, w, it->second, y, ldy, work, stream);
+            }
+        }
+        float* xr;
+        DSV4_TRY_ASSIGN(xr, ws.get<float>(n * K));
+        DSV4_TRY(cuda::fp8_roundtrip_rows(x, ldx, xr, K, n, K, 128, stream));
+        return cuda::linear(xr, n, K, w, y, ldy, stream);
     }
 
     // items: (state, n_past, ids, all_logits); logits_out: per item n (all_logits) or 1 rows of [V].
@@ -751,15 +835,20 @@ CudaForward::~CudaForward() = default;
 
 Result<std::unique_ptr<CudaForward>> CudaForward::create(const Dsv4Config& cfg, const Weights& w,
                                                          const std::vector<float>& inv_main,
-                                                         const std::vector<float>& inv_compress) {
+                                                         const std::vector<float>& inv_compress,
+                                                         bool reference_numerics) {
     if (!cuda::device_available()) return error("backend 'cuda': no CUDA device is available");
     std::unique_ptr<CudaForward> f(new CudaForward());
     f->impl_ = std::make_unique<Impl>();
     f->impl_->cfg = cfg;
+    f->impl_->ref = reference_numerics;
+    const char* fg = std::getenv("DSV4_FP8_GEMM");
+    f->impl_->fp8_gemm_on = !(fg && std::string(fg) == "0");
     const char* p = std::getenv("DSV4_CUDA_PROFILE");
     f->impl_->prof.on = p && *p && *p != '0';
     DSV4_CUDA_CHECK(cudaStreamCreateWithFlags(&f->impl_->stream, cudaStreamNonBlocking));
     DSV4_TRY(f->impl_->upload(w, inv_main, inv_compress));
+    if (reference_numerics) DSV4_TRY(f->impl_->prepare_reference());
     return f;
 }
 
@@ -820,8 +909,8 @@ namespace dsv4 {
 struct CudaForward::Impl {};
 CudaForward::~CudaForward() = default;
 Result<std::unique_ptr<CudaForward>> CudaForward::create(const Dsv4Config&, const Weights&,
-                                                         const std::vector<float>&,
-                                                         const std::vector<float>&) {
+                                                         const std::vector<float>&, const std::vector<float>&,
+                                                         bool) {
     return error("backend 'cuda' is not available: this build has no CUDA (configure with -DDSV4_CUDA=ON)");
 }
 std::unique_ptr<DeviceSeqState> CudaForward::new_state() const {

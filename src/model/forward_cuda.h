@@ -20,9 +20,11 @@ class Weights;
 class CudaForward {
 public:
     // Uploads every weight; fails with a clear message when no CUDA device (or no CUDA build) is there.
+    // reference_numerics: Numerics::reference (the REF roundings of model/numerics.h, at the same points).
     static Result<std::unique_ptr<CudaForward>> create(const Dsv4Config& cfg, const Weights& w,
                                                        const std::vector<float>& inv_main,
-                                                       const std::vector<float>& inv_compress);
+                                                       const std::vector<float>& inv_compress,
+                                                       bool reference_numerics = false);
     ~CudaForward();
 
     std::unique_ptr<DeviceSeqState> new_state() const;

@@ -24,22 +24,16 @@ Result<std::unique_ptr<Model>> Model::load(const std::string& dir, const LoadOpt
     std::unique_ptr<Model> m(new Model());
     DSV4_TRY_ASSIGN(m->cfg_, load_config(dir));
     DSV4_TRY_ASSIGN(m->weights_, Weights::load(dir, m->cfg_));
+    // Both backends default to the REF demo's numerics for FP8-quantized checkpoints (CUDA: quant_sm90.cu
+    // roundings, FP8 tensor cores for ≥ 16 tokens), exact (HF parity) otherwise.
     m->numerics_ =
         opts.numerics.value_or(m->cfg_.quant_method == "fp8" ? Numerics::reference : Numerics::exact);
-    if (!opts.numerics && opts.backend == "cuda" && m->numerics_ != Numerics::exact) {
-        // TODO(#6): reference numerics on the GPU; until then the CUDA default is exact (HF parity)
-        if (opts.verbose)
-            log_info("backend 'cuda': using exact numerics (reference numerics are CPU-only so far)");
-        m->numerics_ = Numerics::exact;
-    }
     if (m->numerics_ == Numerics::reference) DSV4_TRY(check_reference_numerics(m->cfg_));
     m->inv_main_ = rope_inv_freq(m->cfg_.rope_main, m->cfg_.qk_rope_head_dim);
     m->inv_compress_ = rope_inv_freq(m->cfg_.rope_compress, m->cfg_.qk_rope_head_dim);
     if (opts.backend == "cuda") {
-        if (m->numerics_ != Numerics::exact)
-            return error("backend 'cuda' supports exact numerics only so far (asked for {}); TODO(#6)",
-                         numerics_name(m->numerics_));
-        DSV4_TRY_ASSIGN(m->cuda_, CudaForward::create(m->cfg_, *m->weights_, m->inv_main_, m->inv_compress_));
+        DSV4_TRY_ASSIGN(m->cuda_, CudaForward::create(m->cfg_, *m->weights_, m->inv_main_, m->inv_compress_,
+                                                      m->numerics_ == Numerics::reference));
     }
     if (opts.verbose) {
         double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
