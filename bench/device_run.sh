@@ -2,10 +2,13 @@
 # Runs the carried CUDA test/bench binaries on the device machine (see bench/NOTES.md). The binaries are
 # built on the workstation (same x86-64) and carried in build-cuda/devpkg with the shared libraries the
 # device image lacks (libfmt, libgomp); if its glibc is older, the carried loader runs them.
-# usage: bench/device_run.sh <what...>   what: env | ops | ops-memcheck | model | model-memcheck | bench | hf | ratio
-# hf: the same slice in HF transformers (tools/hf_bench.py, PyTorch bf16; BENCH_LAYERS/BENCH_EXPERTS, default 4/64,
-# must match the dsv4 bench's --layers/--experts; HF_ARGS adds options, e.g. "--steps 50"); ratio: dsv4/hf decode
-# tok/s per context found in both logs.
+# usage: bench/device_run.sh <what...>
+#   what: env | ops | ops-memcheck | model | model-memcheck | bench | bench-slice | hf | ratio
+# bench: the real-size model, as many layers as fit (BENCH_ARGS adds options) -> $OUT/bench.log.
+# bench-slice: dsv4 on the HF slice (first BENCH_LAYERS layers, BENCH_EXPERTS experts; default 4/64; batch 1 at
+# SLICE_CTX, default 1024) -> $OUT/bench_slice.log. hf: the same slice in HF transformers (tools/hf_bench.py,
+# PyTorch bf16; HF_ARGS adds options, e.g. "--steps 50") -> $OUT/hf.log. ratio: dsv4/hf decode tok/s per context
+# found in both logs (bench_slice.log, else bench.log). `bench bench-slice hf ratio` runs the whole item 4.
 set -u
 PKG=${PKG:-build-cuda/devpkg}
 OUT=${OUT:-/tmp/out}
@@ -31,10 +34,14 @@ for what in "$@"; do
                           --gtest_filter='*CudaModel.Golden*:*LongSequence*' > "$OUT/model_memcheck.log" 2>&1; echo "rc=$?"
                         grep -E "ERROR SUMMARY|PASSED|FAILED" "$OUT/model_memcheck.log" | head ;;
         bench) run dsv4 bench ${BENCH_ARGS:-} 2>&1 | tee "$OUT/bench.log" | tail -40 ;;
+        bench-slice) run dsv4 bench --layers "${BENCH_LAYERS:-4}" --experts "${BENCH_EXPERTS:-64}" --batch 1 \
+                         --ctx ${SLICE_CTX:-1024} --prefill ${SLICE_CTX:-1024} --no-ops ${SLICE_ARGS:-} 2>&1 \
+                         | tee "$OUT/bench_slice.log" | tail -20 ;;
         hf) PYTHONUNBUFFERED=1 python3 tools/hf_bench.py --layers "${BENCH_LAYERS:-4}" --experts "${BENCH_EXPERTS:-64}" \
-                --ctx 1024 ${HF_ARGS:-} 2>&1 | tee "$OUT/hf.log" | tail -40 ;;
-        ratio) if [ ! -s "$OUT/bench.log" ] || [ ! -s "$OUT/hf.log" ]; then
-                   echo "ratio: needs $OUT/bench.log and $OUT/hf.log (run bench and hf first)"
+                --ctx ${SLICE_CTX:-1024} ${HF_ARGS:-} 2>&1 | tee "$OUT/hf.log" | tail -40 ;;
+        ratio) DL="$OUT/bench_slice.log"; [ -s "$DL" ] || DL="$OUT/bench.log"
+               if [ ! -s "$DL" ] || [ ! -s "$OUT/hf.log" ]; then
+                   echo "ratio: needs $OUT/bench_slice.log (or bench.log) and $OUT/hf.log (run bench-slice and hf first)"
                else  # first 'tok/s' of a decode line is the decode rate (the prefill rate follows it)
                    awk 'function rate(  i) { for (i = 1; i <= NF; ++i) if ($i == "tok/s") return $(i - 1); return "" }
                         FILENAME == ARGV[1] && /^# dsv4 bench:/ { for (i = 2; i <= NF; ++i) if ($i == "routed") de = $(i - 1) }
@@ -46,7 +53,7 @@ for what in "$@"; do
                                   w = (dl[c] != hl[c] || (de != "" && de != he[c])) ? \
                                       sprintf("  WARNING: slices differ (dsv4 layers=%s experts=%s, hf layers=%s experts=%s)", dl[c], de, hl[c], he[c]) : ""
                                   printf "dsv4/hf decode tok/s ratio ctx=%s: %.2f (dsv4 %s tok/s, hf %s tok/s)%s\n", c, d[c] / h[c], d[c], h[c], w; ++n }
-                              if (n == 0) print "ratio: no context with a decode line in both logs" }' "$OUT/bench.log" "$OUT/hf.log" \
+                              if (n == 0) print "ratio: no context with a decode line in both logs" }' "$DL" "$OUT/hf.log" \
                        | sort -t= -k2 -n | tee "$OUT/ratio.log"
                fi ;;
     esac

@@ -1,23 +1,23 @@
-// `dsv4 bench` (issue 6 item 4, phase A): builds a random-weight checkpoint at the REAL V4-Flash
-// dimensions (released FP8/FP4 layout) with the first --layers layers (default 4: SWA and CSA/HCA
-// attention, hash and score routing), loads it on the CUDA backend and prints one line per case:
-// decode step time at batch 1 after a prefill of each context, the weight bytes a step must read and
-// the achieved rate as a % of the device-to-device copy bandwidth measured in the same run; then the
-// linear kernel alone at the Flash shapes. Numbers and their reading: bench/NOTES.md.
+// `dsv4 bench` (issue 6 item 4): builds a random-weight model IN MEMORY at the REAL V4-Flash dimensions
+// (released FP8/FP4 layout, all 256 routed experts; model/random_weights.h) with as many of its layers as
+// fit the GPU (--layers 0; at least the first 4, which hold every layer and routing kind), uploads it to
+// the CUDA backend through the normal weight table and prints one line per case: decode step time and
+// tok/s per batch and context, prefill tok/s per prompt length, bytes moved per step and the achieved rate
+// as a % of the device-to-device copy bandwidth, FLOPs per step as a % of the FP8 GEMM peak (both ceilings
+// measured in the same run); then the linear kernel alone at the Flash shapes. Reading: bench/NOTES.md.
 #include <algorithm>
 #include <cmath>
 #include <chrono>
 #include <cstring>
-#include <filesystem>
 #include <map>
 #include <numeric>
 
 #include "cli/commands.h"
 #include "core/log.h"
 #include "format/config.h"
-#include "format/safetensors.h"
 #include "model/inventory.h"
 #include "model/model.h"
+#include "model/random_weights.h"
 
 #if DSV4_HAVE_CUDA
 #include "ops/cuda/ops_bench.h"
@@ -31,88 +31,6 @@ uint64_t mix(uint64_t z) {
     z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
     z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
     return z ^ (z >> 31);
-}
-
-// Random finite contents of one released tensor (FP8 codes without NaN, e8m0 scales near 2^0, small
-// bf16/f32 values, norms near 1, tid2eid rows of distinct experts).
-void fill_tensor(const InventoryEntry& e, std::vector<uint8_t>& data, std::vector<uint8_t>& scale, int64_t E,
-                 uint64_t seed) {
-    const int64_t numel = std::accumulate(e.shape.begin(), e.shape.end(), int64_t(1), std::multiplies<>());
-    const bool norm = e.name.find("norm") != std::string::npos;
-    data.resize(size_t(e.bytes - e.scale_bytes));
-    scale.resize(size_t(e.scale_bytes));
-    const int64_t nd = int64_t(data.size());
-    switch (e.dtype) {
-        case DType::f8_e4m3:
-        case DType::fp4_e2m1:
-#pragma omp parallel for schedule(static)
-            for (int64_t i = 0; i < nd; ++i) {
-                uint8_t b = uint8_t(mix(seed + uint64_t(i)) >> 32);
-                if (e.dtype == DType::f8_e4m3 && (b & 0x7f) == 0x7f) b ^= 1;
-                data[size_t(i)] = b;
-            }
-            for (size_t i = 0; i < scale.size(); ++i) scale[i] = uint8_t(118 + mix(seed ^ (i * 7919)) % 6);
-            break;
-        case DType::bf16: {
-            auto* h = reinterpret_cast<uint16_t*>(data.data());
-#pragma omp parallel for schedule(static)
-            for (int64_t i = 0; i < numel; ++i) {
-                const float u = float(mix(seed + uint64_t(i)) >> 40) / float(1 << 24) - 0.5f;
-                h[i] = f32_to_bf16(norm ? 1.0f + 0.1f * u : 0.04f * u);
-            }
-            break;
-        }
-        case DType::f32: {
-            auto* f = reinterpret_cast<float*>(data.data());
-            for (int64_t i = 0; i < numel; ++i)
-                f[i] = 0.02f * (float(mix(seed + uint64_t(i)) >> 40) / float(1 << 24) - 0.5f);
-            break;
-        }
-        case DType::i64: {  // tid2eid [V, k]: k distinct experts per row
-            auto* t = reinterpret_cast<int64_t*>(data.data());
-            const int64_t k = e.shape[1];
-            for (int64_t v = 0; v < e.shape[0]; ++v) {
-                const int64_t base = int64_t(mix(seed + uint64_t(v)) % uint64_t(E));
-                for (int64_t j = 0; j < k; ++j) t[v * k + j] = (base + j * 7) % E;
-            }
-            break;
-        }
-        default:
-            DSV4_ASSERT(false, "bench: unexpected dtype {}", dtype_name(e.dtype));
-    }
-}
-
-Status write_bench_checkpoint(const Dsv4Config& cfg, const std::string& dir) {
-    std::filesystem::create_directories(dir);
-    const auto inv = released_inventory(cfg);
-    std::vector<std::vector<uint8_t>> bufs;
-    bufs.reserve(inv.size() * 2);
-    std::vector<TensorToWrite> tw;
-    uint64_t seed = 1;
-    for (const auto& e : inv) {
-        std::vector<uint8_t> d, s;
-        fill_tensor(e, d, s, cfg.n_routed_experts, seed++ * 0x100000000ull);
-        std::vector<int64_t> shape = e.shape;
-        if (e.dtype == DType::fp4_e2m1) shape.back() /= 2;
-        bufs.push_back(std::move(d));
-        tw.push_back({e.name, e.dtype, shape, bufs.back().data(), int64_t(bufs.back().size())});
-        if (e.scale_bytes) {
-            bufs.push_back(std::move(s));
-            std::vector<int64_t> ss =
-                e.dtype == DType::f8_e4m3
-                    ? std::vector<int64_t>{(e.shape[0] + 127) / 128, (e.shape[1] + 127) / 128}
-                    : std::vector<int64_t>{e.shape[0], e.shape[1] / 32};
-            std::string sn = e.name.substr(0, e.name.size() - std::strlen(".weight")) + ".scale";
-            tw.push_back({sn, DType::f8_e8m0, ss, bufs.back().data(), int64_t(bufs.back().size())});
-        }
-    }
-    DSV4_TRY(write_safetensors(dir + "/model.safetensors", tw));
-    std::FILE* f = std::fopen((dir + "/config.json").c_str(), "w");
-    if (!f) return error("{}: cannot write config.json", dir);
-    const std::string js = config_to_json(cfg);
-    std::fwrite(js.data(), 1, js.size(), f);
-    std::fclose(f);
-    return Status::ok();
 }
 
 double median_ms(std::vector<double> v) {
@@ -155,33 +73,163 @@ StepFloor step_floor(const Dsv4Config& cfg, const ModelCounts& c, int64_t B, int
     return f;
 }
 
+#if DSV4_HAVE_CUDA
+// ---- device memory plan for --layers 0 (auto). Estimates, per layer of the config, the device bytes of
+// (a) its weights as uploaded (inventory bytes; norms become f32; expert tables), (b) the decode state of
+// the largest case (B sequences at the longest context: window ring, compressor buffers, compressed entries
+// and index keys, f32; entry buffers double on the first emit after a clone, as CudaSeqState::reserve
+// does), and (c) what one forward call takes from the model's activation workspace for the layer (the
+// requests of forward_cuda.cpp's attention() and moe(), each rounded to 256 B): that workspace is reset per
+// call, not per layer, so it grows with the layer count, ×1.25 for its 64 MiB chunking.
+constexpr double kGiB = double(int64_t(1) << 30);
+
+struct WsCount {
+    int64_t bytes = 0;
+    void f(int64_t n) { bytes += (std::max<int64_t>(n, 1) * 4 + 255) & ~int64_t(255); }  // f32 / i32
+    void l(int64_t n) { bytes += (std::max<int64_t>(n, 1) * 8 + 255) & ~int64_t(255); }  // i64
+};
+
+// One layer's workspace in a call of N tokens: a decode step of N sequences at position ctx, or a prefill
+// chunk of one sequence ending at position ctx.
+int64_t layer_workspace_bytes(const Dsv4Config& c, int il, int64_t N, int64_t ctx, bool decode) {
+    const int64_t H = c.num_attention_heads, dh = c.head_dim, rq = c.q_lora_rank, W = c.sliding_window;
+    const int64_t G = c.o_groups, ro = c.o_lora_rank, HI = c.index_n_heads, dI = c.index_head_dim;
+    const int64_t topk = c.index_topk, E = c.n_routed_experts, k = c.num_experts_per_tok;
+    const int64_t I = c.moe_intermediate_size, Is = I * c.n_shared_experts, D = c.hidden_size;
+    const int64_t m = c.compress_ratio(il);
+    WsCount w;
+    w.f(N * rq), w.f(N * H * dh), w.f(N * dh);  // cq, q, kv
+    if (m != 0) {                               // main compressor a, z (+ entry positions)
+        const int64_t cd = (m == 4 ? 2 : 1) * dh;
+        w.f(N * cd), w.f(N * cd);
+        if (!decode) w.l(N / m + 1);
+    }
+    if (m == 4) {  // indexer: its compressor, q, weights, selection, scores (+ SGEMM work)
+        w.f(N * 2 * dI), w.f(N * 2 * dI);
+        if (!decode) w.l(N / 4 + 1);
+        w.f(N * HI * dI), w.f(N * HI), w.f(N * topk);
+        const int64_t n_keys = std::max<int64_t>(ctx / 4, 1);
+        w.f(N * n_keys);
+        if (!decode && N >= 32) w.f(cuda::indexer_gemm_work_floats(N, HI, n_keys));
+    }
+    w.f(N * H * dh), w.f(N * G * ro);  // o, u
+    const int64_t max_keys = W + (m == 4 ? topk : (m != 0 ? ctx / m : 0));
+    w.f(decode ? N * max_keys * dh : (std::min<int64_t>(ctx - N, W - 1) + N) * dh);  // key pool
+    w.f(N * max_keys);                                                               // key lists
+    w.f(cuda::sink_attention_work_floats(N, H, dh, max_keys));
+    w.f(N * E), w.f(N * k), w.f(N * k);              // router logits, weights, experts
+    w.f(N * Is), w.f(N * Is), w.f(N * Is);           // shared expert
+    w.f(N * k * I), w.f(N * k * I), w.f(N * k * I);  // routed pairs: gate, up, hidden
+    w.f(N * k * D), w.f(N * k), w.f(3 * cuda::moe_max_chunks(N * k, E)), w.f(1), w.f(E + 1);
+    return w.bytes;
+}
+
+// The per-call part of the workspace (ids, positions, hyper-connection streams, head, logits).
+int64_t call_workspace_bytes(const Dsv4Config& c, int L, int64_t N, int64_t n_out, bool decode) {
+    const int64_t D = c.hidden_size, hc = c.hc_mult;
+    WsCount w;
+    w.f(N), w.l(2 * N + n_out);
+    if (decode) w.bytes += (int64_t(L) * N * int64_t(sizeof(cuda::DecodeSeq)) + 255) & ~int64_t(255);
+    w.f(N * D), w.f(N * hc * D), w.f(N * hc * D), w.f(N * D), w.f(N * hc), w.f(N * hc * hc), w.f(N * D);
+    w.f(cuda::hc_work_floats(N, hc, D));
+    if (n_out != N) w.f(n_out * hc * D);
+    w.f(n_out * D), w.f(n_out * int64_t(c.vocab_size)), w.f(cuda::hc_work_floats(n_out, hc, D));
+    return w.bytes;
+}
+
+// One sequence's state in layer il at position ctx; `grows`: a decode step after the clone emits an entry.
+int64_t layer_state_bytes(const Dsv4Config& c, int il, int64_t ctx, int64_t steps) {
+    const int64_t m = c.compress_ratio(il), W = c.sliding_window;
+    int64_t b = W * c.head_dim * 4;  // window ring
+    auto comp = [&](int64_t ratio, int64_t cc, int64_t d) {
+        b += 2 * ratio * cc * d * 4 + (cc == 2 ? 2 * ratio * d * 4 : 0);  // pending (+ previous) window
+        const int64_t n = ctx / ratio, emits = (ctx + steps) / ratio - n;
+        const int64_t cap =
+            emits > 0 ? std::max<int64_t>({n + 1, 2 * n, 64}) : (n > 0 ? std::max<int64_t>(n, 64) : 0);
+        b += cap * d * 4;
+    };
+    if (m != 0) comp(m, m == 4 ? 2 : 1, c.head_dim);
+    if (m == 4) comp(4, 2, c.index_head_dim);
+    return b;
+}
+
+struct MemPlan {
+    int layers = 0;
+    double global = 0, weights = 0, state = 0, workspace = 0, reserve = 0;
+    double total() const { return global + weights + state + workspace + reserve; }
+};
+
+// Device bytes of the first L layers of `cfg` (with its n_routed_experts) for the bench's cases.
+MemPlan plan_memory(const Dsv4Config& cfg, const std::vector<InventoryEntry>& inv, int L, int64_t max_batch,
+                    int64_t max_ctx_decode, int64_t n_contexts, int64_t max_prefill, int64_t chunk, int steps,
+                    double total_bytes) {
+    MemPlan p;
+    p.layers = L;
+    const int64_t E = cfg.n_routed_experts;
+    for (const InventoryEntry& e : inv) {
+        if (e.layer >= L) continue;
+        const bool norm = e.dtype == DType::bf16 && e.name.find("norm") != std::string::npos;
+        const int64_t numel =
+            std::accumulate(e.shape.begin(), e.shape.end(), int64_t(1), std::multiplies<>());
+        const double b = double(norm ? numel * 4 : e.bytes) + 512.0 * (e.scale_bytes ? 2 : 1);
+        (e.layer < 0 ? p.global : p.weights) += b;
+    }
+    p.weights += double(L) * 3.0 * double(E) * double(sizeof(cuda::DevWeight));
+    const int64_t decode_ctx = max_ctx_decode + steps;  // positions at the last decode step
+    const int64_t n_chunk = std::min(chunk, max_prefill);
+    int64_t dec = call_workspace_bytes(cfg, L, max_batch, max_batch, true);
+    int64_t pre = call_workspace_bytes(cfg, L, n_chunk, 1, false);
+    int64_t st_dec = 0, st_pre = 0;
+    for (int il = 0; il < L; ++il) {
+        dec += layer_workspace_bytes(cfg, il, max_batch, decode_ctx, true);
+        pre += layer_workspace_bytes(cfg, il, n_chunk, max_prefill, false);
+        // B clones at the longest context + one base state per context; the prefill's own state
+        st_dec += max_batch * layer_state_bytes(cfg, il, max_ctx_decode, steps) +
+                  n_contexts * layer_state_bytes(cfg, il, max_ctx_decode, 0);
+        st_pre += layer_state_bytes(cfg, il, max_prefill, chunk);
+    }
+    p.state = double(std::max(st_dec, st_pre));
+    p.workspace = 1.25 * double(std::max(dec, pre));
+    // linear's GEMM scratch (≤ 352 MB), cuBLAS handles, the ceiling measurements' buffers, allocator slack
+    p.reserve = 2.0 * kGiB + 0.02 * total_bytes;
+    return p;
+}
+#endif
+
 }  // namespace
 
 void add_cmd_bench(CLI::App& app) {
     const auto kPositive = CLI::Range(int64_t(1), int64_t(1) << 40);
     struct Opts {
-        std::string config = "tests/fixtures/configs/v4-flash.config.json", dir = "/tmp/dsv4_bench_ckpt";
-        int layers = 4, experts = 64, steps = 10;
+        std::string config = "tests/fixtures/configs/v4-flash.config.json", numerics = "exact";
+        int layers = 0, experts = 0, steps = 10;
         std::vector<int64_t> contexts{1024, 16384}, batches{1, 8, 64, 256}, prefills{4096, 32768};
         int64_t chunk = 4096;
-        bool ops = true;
+        double free_gib = 0;
+        bool ops = true, plan_only = false;
     };
     auto o = std::make_shared<Opts>();
     auto* cmd = app.add_subcommand(
-        "bench", "CUDA decode/prefill benchmark on a random-weight slice of the real config");
+        "bench", "CUDA decode/prefill benchmark of a random-weight model at the real dimensions (in memory)");
     cmd->add_option("--config", o->config, "config.json with the real dimensions");
     cmd->add_option("--layers", o->layers,
-                    "first N layers of the config (4 keeps every layer and routing kind)")
-        ->check(kPositive);
-    cmd->add_option("--experts", o->experts, "routed experts per layer (batch-1 bytes do not depend on it)")
-        ->check(kPositive);
+                    "first N layers of the config; 0 = as many as fit the GPU (at least 4: every layer and "
+                    "routing kind)")
+        ->check(CLI::Range(0, 1 << 20));
+    cmd->add_option("--experts", o->experts, "routed experts per layer (0 = the config's)")
+        ->check(CLI::Range(0, 1 << 20));
     cmd->add_option("--ctx", o->contexts, "contexts at which decode is timed")->check(kPositive);
     cmd->add_option("--batch", o->batches, "decode batch sizes (sequences per step)")->check(kPositive);
     cmd->add_option("--prefill", o->prefills, "prompt lengths whose prefill rate is reported")
         ->check(kPositive);
     cmd->add_option("--chunk", o->chunk, "prefill chunk (tokens per forward call)")->check(kPositive);
     cmd->add_option("--steps", o->steps, "decode steps timed per case (median)")->check(kPositive);
-    cmd->add_option("--dir", o->dir, "where the random checkpoint is written");
+    cmd->add_option("--numerics", o->numerics, "exact (HF parity) or reference (REF FP8/FP4 roundings)")
+        ->check(CLI::IsMember({"exact", "reference"}));
+    cmd->add_flag("--plan", o->plan_only, "print the device memory plan (layer count) and exit");
+    cmd->add_option("--free-gib", o->free_gib,
+                    "plan for this much free device memory instead of asking the GPU")
+        ->check(CLI::Range(0.0, 1e6));
     cmd->add_flag("!--no-ops", o->ops, "skip the per-kernel lines");
     cmd->callback([o] {
 #if !DSV4_HAVE_CUDA
@@ -193,6 +241,9 @@ void add_cmd_bench(CLI::App& app) {
             log_error("bench: {}: {}", what, s.message());
             exit_code() = 1;
         };
+        auto secs = [](std::chrono::steady_clock::time_point since) {
+            return std::chrono::duration<double>(std::chrono::steady_clock::now() - since).count();
+        };
         auto cr = load_config(o->config);
         if (!cr.is_ok()) {
             log_error("bench: {}", cr.message());
@@ -200,26 +251,113 @@ void add_cmd_bench(CLI::App& app) {
             return;
         }
         Dsv4Config cfg = cr.value();
-        const int L = std::min(o->layers, cfg.num_hidden_layers);
+        if (o->experts > 0) cfg.n_routed_experts = o->experts;
+        if (cfg.n_routed_experts < cfg.num_experts_per_tok) {
+            log_error("bench: --experts {} is fewer than the {} experts each token picks",
+                      cfg.n_routed_experts, cfg.num_experts_per_tok);
+            exit_code() = 2;
+            return;
+        }
+        cfg.num_nextn_predict_layers = 0;
+
+        // ---- the GPU, and how many layers fit on it
+        cuda::DeviceInfo dev;
+        if (o->free_gib > 0) {
+            dev.name = "(planning only: --free-gib)";
+            dev.free_bytes = dev.total_bytes = int64_t(o->free_gib * kGiB);
+        } else {
+            auto di = cuda::device_info();
+            if (!di.is_ok()) return fail("device", di.status());
+            dev = di.value();
+        }
+        std::printf("# device: %s (%d SMs, sm_%d%d), %.1f GiB, %.1f GiB free\n", dev.name.c_str(),
+                    dev.sm_count, dev.cc_major, dev.cc_minor, double(dev.total_bytes) / kGiB,
+                    double(dev.free_bytes) / kGiB);
+        const int64_t max_batch = *std::max_element(o->batches.begin(), o->batches.end());
+        const int64_t max_dctx = *std::max_element(o->contexts.begin(), o->contexts.end());
+        const int64_t max_pre = *std::max_element(o->prefills.begin(), o->prefills.end());
+        const int64_t max_ctx = std::max(max_dctx, max_pre);
+        const int n_cfg = cfg.num_hidden_layers, min_layers = std::min(4, n_cfg);
+        const auto inv_all = released_inventory(cfg);
+        auto plan = [&](int L) {
+            return plan_memory(cfg, inv_all, L, max_batch, max_dctx, int64_t(o->contexts.size()), max_ctx,
+                               o->chunk, o->steps + 2, double(dev.total_bytes));
+        };
+        auto plan_str = [&](const MemPlan& p) {
+            return fmt::format(
+                "{:.1f} GiB = weights {:.1f} ({:.2f}/layer + {:.2f} embed/head) + decode state {:.1f} (b={} "
+                "ctx={}) + workspace {:.1f} (prefill chunk {} / decode b={}; not rewound between layers) + "
+                "reserve {:.1f}",
+                p.total() / kGiB, (p.weights + p.global) / kGiB, p.weights / kGiB / p.layers, p.global / kGiB,
+                p.state / kGiB, max_batch, max_dctx, p.workspace / kGiB, std::min(o->chunk, max_ctx),
+                max_batch, p.reserve / kGiB);
+        };
+        int L = std::min(o->layers, n_cfg);
+        const double free_b = double(dev.free_bytes);
+        if (L == 0) {
+            L = min_layers;
+            while (L < n_cfg && plan(L + 1).total() <= free_b) ++L;
+            const MemPlan p = plan(L);
+            if (p.total() > free_b) {
+                log_error(
+                    "bench: even {} layers (one of each kind) do not fit in {:.1f} GiB free: {}; lower "
+                    "--batch, --ctx, --chunk or --experts",
+                    L, free_b / kGiB, plan_str(p));
+                exit_code() = 1;
+                return;
+            }
+            std::printf("# layers: %d of %d fit (auto): %s", L, n_cfg, plan_str(p).c_str());
+            if (L < n_cfg) std::printf("; %d layers would need %.1f GiB", L + 1, plan(L + 1).total() / kGiB);
+            std::printf(" (of %.1f GiB free)\n", free_b / kGiB);
+        } else {
+            const MemPlan p = plan(L);
+            std::printf("# layers: %d of %d (--layers): %s (of %.1f GiB free)%s\n", L, n_cfg,
+                        plan_str(p).c_str(), free_b / kGiB,
+                        p.total() > free_b ? "  WARNING: may not fit" : "");
+        }
+        std::fflush(stdout);
+        if (o->plan_only) return;
+        if (o->free_gib > 0) {
+            log_error("bench: --free-gib is for --plan only");
+            exit_code() = 2;
+            return;
+        }
         cfg.num_hidden_layers = L;
         cfg.compress_ratios.resize(size_t(L));
         cfg.mlp_layer_types.resize(size_t(L));
-        cfg.n_routed_experts = o->experts;
-        cfg.num_nextn_predict_layers = 0;
+
+        // ---- the random model in host memory, uploaded through the weight table
         auto t0 = std::chrono::steady_clock::now();
-        auto secs = [](std::chrono::steady_clock::time_point since) {
-            return std::chrono::duration<double>(std::chrono::steady_clock::now() - since).count();
-        };
-        if (Status s = write_bench_checkpoint(cfg, o->dir); !s.is_ok()) return fail("checkpoint", s);
-        const double t_write = secs(t0);
+        auto rc = random_checkpoint(cfg, 1, "v4-bench");
+        if (!rc.is_ok()) return fail("random model", rc.status());
+        const double t_fill = secs(t0);
+        const int64_t model_bytes = rc->tensor_bytes, host_bytes = rc->host_bytes;
+        t0 = std::chrono::steady_clock::now();
+        std::vector<void*> pinned;
+        for (auto [p, n] : rc->buffers) {
+            if (Status s = cuda::host_register(p, n); s.is_ok())
+                pinned.push_back(p);
+            else
+                log_warn("bench: host buffer of {} bytes not pinned (uploads run from pageable memory): {}",
+                         n, s.message());
+        }
+        const double t_pin = secs(t0);
         LoadOptions lo;
         lo.backend = "cuda";
         lo.verbose = false;
-        lo.numerics = Numerics::exact;
-        auto m = Model::load(o->dir, lo);
+        lo.numerics = o->numerics == "reference" ? Numerics::reference : Numerics::exact;
+        t0 = std::chrono::steady_clock::now();
+        auto m = Model::load_from(cfg, std::move(rc->checkpoint), lo);
+        const double t_load = secs(t0);
+        for (void* p : pinned) cuda::host_unregister(p);
         if (!m.is_ok()) return fail("load", m.status());
         const Model& model = *m.value();
-        const double t_load = secs(t0) - t_write;
+        int64_t min_free = dev.free_bytes;
+        auto sample_free = [&] {
+            if (auto d = cuda::device_info(); d.is_ok()) min_free = std::min(min_free, d->free_bytes);
+        };
+        sample_free();
+        const int64_t used_by_load = dev.free_bytes - min_free;
         auto copy = cuda::measure_copy_gbps(int64_t(1) << 30, 10);
         const double bw = copy.is_ok() ? copy.value() : 0.0;
         auto fp8 = cuda::measure_fp8_gemm_tflops(8192, 8192, 8192, 10);
@@ -229,18 +367,20 @@ void add_cmd_bench(CLI::App& app) {
         const double sgemm_peak = sg.is_ok() ? sg.value() : 0.0;
         const auto counts = count_inventory(cfg, released_inventory(cfg));
         std::printf(
-            "# dsv4 bench: %d layers of %s (released FP8/FP4 layout, random weights, exact numerics), %d "
-            "routed "
-            "experts/layer; checkpoint written in %.1f s, uploaded in %.1f s\n"
+            "# dsv4 bench: %d layers of %s (released FP8/FP4 layout, random weights in memory, %s numerics), "
+            "%d routed experts/layer\n"
+            "# model: %.2f GB of tensors from %.2f GB of host buffers (filled in %.1f s, pinned in %.1f s); "
+            "uploaded in %.1f s (%.1f GB/s), %.2f GiB of device memory\n"
             "# ceilings measured in this run: device-to-device copy %.0f GB/s (read + write, 1 GiB, median "
             "of "
             "10); FP8 e4m3 GEMM 8192^3 (cuBLASLt) %.0f TFLOP/s; fp32 SGEMM 8192^3 %.1f TFLOP/s\n"
             "# batch-1 step: %.1f MB of weights, %.2f GFLOP (2/active parameter + attention)\n",
-            L, o->config.c_str(), o->experts, t_write, t_load, bw, fp8_peak, sgemm_peak,
+            L, o->config.c_str(), numerics_name(model.numerics()), cfg.n_routed_experts,
+            double(model_bytes) / 1e9, double(host_bytes) / 1e9, t_fill, t_pin, t_load,
+            double(model_bytes) / t_load / 1e9, double(used_by_load) / kGiB, bw, fp8_peak, sgemm_peak,
             double(counts.token_bytes_total) / 1e6, 2.0 * double(counts.params_active) / 1e9);
+        std::fflush(stdout);
         const int64_t V = cfg.vocab_size;
-        const int64_t max_ctx = std::max(*std::max_element(o->contexts.begin(), o->contexts.end()),
-                                         *std::max_element(o->prefills.begin(), o->prefills.end()));
         std::vector<int32_t> ids(static_cast<size_t>(max_ctx));
         for (int64_t i = 0; i < max_ctx; ++i) ids[size_t(i)] = int32_t(mix(uint64_t(i) + 77) % uint64_t(V));
 
@@ -250,7 +390,7 @@ void add_cmd_bench(CLI::App& app) {
         marks.insert(marks.end(), o->prefills.begin(), o->prefills.end());
         std::sort(marks.begin(), marks.end());
         marks.erase(std::unique(marks.begin(), marks.end()), marks.end());
-        std::map<int64_t, std::unique_ptr<SeqState>> at_ctx;
+        std::map<int64_t, std::unique_ptr<SeqState> > at_ctx;
         std::map<int64_t, double> prefill_s;
         auto st = model.new_state();
         std::vector<float> lg;
@@ -270,6 +410,8 @@ void add_cmd_bench(CLI::App& app) {
                 tp += std::chrono::steady_clock::now() - tc;
             }
         }
+        sample_free();
+        st.reset();  // the decode cases start from the clones
         const double head_flops = 2.0 * double(counts.params_active - counts.params_active_no_head);
         for (auto& [P, t] : prefill_s) {
             // FLOPs ≈ P tokens at the mean context P/2 (the window and top-k parts are capped, the indexer
@@ -279,8 +421,7 @@ void add_cmd_bench(CLI::App& app) {
                 double(P) * (fl.flops - head_flops) + double((P + o->chunk - 1) / o->chunk) * head_flops;
             std::printf(
                 "prefill tokens=%-6lld layers=%d chunk=%lld  %8.2f s  %9.0f tok/s  %8.1f TFLOP  %6.1f "
-                "TFLOP/s  "
-                "%5.1f%% of FP8 peak  %5.1f%% of SGEMM peak\n",
+                "TFLOP/s  %5.1f%% of FP8 peak  %5.1f%% of SGEMM peak\n",
                 (long long)P, L, (long long)o->chunk, t, double(P) / t, flops / 1e12, flops / t / 1e12,
                 fp8_peak > 0 ? 100.0 * flops / t / 1e12 / fp8_peak : 0.0,
                 sgemm_peak > 0 ? 100.0 * flops / t / 1e12 / sgemm_peak : 0.0);
@@ -289,7 +430,7 @@ void add_cmd_bench(CLI::App& app) {
 
         for (auto& [ctx, base] : at_ctx) {
             for (int64_t B : o->batches) {
-                std::vector<std::unique_ptr<SeqState>> seqs;
+                std::vector<std::unique_ptr<SeqState> > seqs;
                 for (int64_t b = 0; b < B; ++b) seqs.push_back(Model::clone_state(*base));
                 std::vector<int32_t> next(static_cast<size_t>(B));
                 for (int64_t b = 0; b < B; ++b)
@@ -311,20 +452,24 @@ void add_cmd_bench(CLI::App& app) {
                                     (lg.begin() + b * V));
                     if (i >= 2) ms.push_back(t);
                 }
+                sample_free();
                 const double t_ms = median_ms(ms);
                 const StepFloor fl = step_floor(cfg, counts, B, ctx);
                 const double bytes = fl.weight_bytes + fl.state_bytes, gbps = bytes / (t_ms * 1e-3) / 1e9;
                 const double tflops = fl.flops / (t_ms * 1e-3) / 1e12;
                 std::printf(
                     "decode b=%-3lld ctx=%-6lld layers=%d  %9.3f ms/step  %8.1f tok/s  %7.1f MB (w %.0f + kv "
-                    "%.0f)  "
-                    "%7.1f GB/s  %5.1f%% of copy  %7.2f GFLOP  %5.2f%% of FP8 peak\n",
+                    "%.0f)  %7.1f GB/s  %5.1f%% of copy  %7.2f GFLOP  %5.2f%% of FP8 peak\n",
                     (long long)B, (long long)ctx, L, t_ms, 1e3 * double(B) / t_ms, bytes / 1e6,
                     fl.weight_bytes / 1e6, fl.state_bytes / 1e6, gbps, bw > 0 ? 100.0 * gbps / bw : 0.0,
                     fl.flops / 1e9, fp8_peak > 0 ? 100.0 * tflops / fp8_peak : 0.0);
                 std::fflush(stdout);
             }
         }
+        std::printf("# device memory: peak use %.1f GiB (lowest free %.1f GiB of %.1f), planned %.1f GiB\n",
+                    double(dev.free_bytes - min_free) / kGiB, double(min_free) / kGiB,
+                    double(dev.total_bytes) / kGiB, plan(L).total() / kGiB);
+        std::fflush(stdout);
         if (!o->ops) return;
         struct Shape {
             const char* name;
@@ -351,6 +496,26 @@ void add_cmd_bench(CLI::App& app) {
                     sh.name, dtype_name(sh.dt), (long long)M, (long long)sh.N, (long long)sh.K, us.value(), g,
                     100.0 * g / bw);
             }
+        }
+        // block-scaled FP8 GEMM of reference numerics at prefill shapes (routed: one call per expert)
+        struct GemmShape {
+            const char* name;
+            int64_t groups, M, N, K;
+        };
+        const GemmShape gemms[] = {{"wq_b", 1, 4096, 32768, 1024},     {"wo_b", 1, 4096, D, 8192},
+                                   {"shared w1", 1, 4096, 2048, D},    {"expert w1", 256, 96, 2048, D},
+                                   {"expert w2", 256, 96, D, 2048},    {"expert w1", 256, 384, 2048, D},
+                                   {"expert w2", 256, 384, D, 2048}};
+        for (const GemmShape& g : gemms) {
+            auto r = cuda::bench_fp8_gemm(g.groups, g.M, g.N, g.K, 10);
+            if (!r.is_ok()) {
+                log_error("bench: {}", r.message());
+                continue;
+            }
+            std::printf("fp8_gemm %-10s x%-3lld m=%-4lld n=%-6lld k=%-5lld %9.1f us/call %7.1f TFLOP/s %5.1f%% of FP8 "
+                        "peak  rel err %.1e\n",
+                        g.name, (long long)g.groups, (long long)g.M, (long long)g.N, (long long)g.K,
+                        r->us_per_call, r->tflops, fp8_peak > 0 ? 100.0 * r->tflops / fp8_peak : 0.0, r->rel_err);
         }
 #endif
     });

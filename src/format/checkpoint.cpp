@@ -1,5 +1,6 @@
 // Checkpoint: the tensors of one model across its safetensors shards, found through
-// model.safetensors.index.json, else every *.safetensors in a directory, else one file.
+// model.safetensors.index.json, else every *.safetensors in a directory, else one file; or tensors
+// already in memory (from_memory, e.g. the random real-size model of `dsv4 bench`).
 // Names must be unique across shards; tested in tests/unit/test_safetensors.cpp (sharded round trip).
 #include <algorithm>
 #include <filesystem>
@@ -115,6 +116,31 @@ Result<Checkpoint> Checkpoint::open(const std::string& path) {
             return error("{}: tensor '{}' is listed in shard '{}', but that shard does not hold it",
                          kIndexName, name, file);
     }
+    return ck;
+}
+
+Result<Checkpoint> Checkpoint::from_memory(std::vector<TensorInfo> tensors, std::shared_ptr<const void> owner,
+                                           const std::string& label) {
+    Checkpoint ck;
+    ck.dir_ = label;
+    ck.mem_owner_ = std::move(owner);
+    for (const TensorInfo& t : tensors) {
+        int64_t numel = 1;
+        bool overflow = false;
+        for (int64_t d : t.shape) overflow = overflow || d < 0 || __builtin_mul_overflow(numel, d, &numel);
+        int64_t nbytes = 0;
+        overflow = overflow || __builtin_mul_overflow(numel, dtype_bytes(t.dtype, 1), &nbytes);
+        if (overflow || nbytes != t.nbytes)
+            return error("{}: tensor '{}' of dtype {} and shape {} holds {} bytes, expected {}", label,
+                         t.name, dtype_name(t.dtype), t.shape_str(), t.nbytes,
+                         overflow ? std::string("too many") : std::to_string(nbytes));
+        if (!t.data && t.nbytes > 0) return error("{}: tensor '{}' has no data", label, t.name);
+    }
+    auto held = std::make_shared<const std::vector<TensorInfo>>(std::move(tensors));
+    for (const TensorInfo& t : *held)
+        if (!ck.by_name_.emplace(t.name, &t).second)
+            return error("{}: tensor '{}' appears twice", label, t.name);
+    ck.mem_tensors_ = std::move(held);
     return ck;
 }
 

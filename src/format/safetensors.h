@@ -58,6 +58,12 @@ private:
 class Checkpoint {
 public:
     static Result<Checkpoint> open(const std::string& path);
+    // A checkpoint over tensors already in memory (e.g. a random-weight model that is never written to
+    // disk): each TensorInfo's data points into memory that `owner` keeps alive as long as the checkpoint
+    // (or a copy of it) lives; `label` stands for the directory in messages. Names must be unique and each
+    // nbytes must equal numel × the dtype's size, as for a file.
+    static Result<Checkpoint> from_memory(std::vector<TensorInfo> tensors, std::shared_ptr<const void> owner,
+                                          const std::string& label);
 
     const TensorInfo* find(const std::string& name) const;
     std::vector<std::string> names() const;  // sorted
@@ -69,6 +75,8 @@ public:
 private:
     std::string dir_;
     std::vector<std::shared_ptr<SafetensorsFile>> files_;
+    std::shared_ptr<const std::vector<TensorInfo>> mem_tensors_;  // from_memory: the tensors
+    std::shared_ptr<const void> mem_owner_;                       // ... and what keeps their data alive
     std::map<std::string, const TensorInfo*> by_name_;
 };
 

@@ -20,10 +20,20 @@ Model::~Model() = default;
 Result<std::unique_ptr<Model>> Model::load(const std::string& dir, const LoadOptions& opts) {
     if (opts.backend != "cpu" && opts.backend != "cuda")
         return error("backend '{}' is not available for the model (supported: cpu, cuda)", opts.backend);
+    DSV4_TRY_ASSIGN(Dsv4Config cfg, load_config(dir));
+    DSV4_TRY_ASSIGN(Checkpoint ck, Checkpoint::open(dir));
+    return load_from(cfg, std::move(ck), opts);
+}
+
+Result<std::unique_ptr<Model>> Model::load_from(const Dsv4Config& cfg, Checkpoint ckpt,
+                                                const LoadOptions& opts) {
+    if (opts.backend != "cpu" && opts.backend != "cuda")
+        return error("backend '{}' is not available for the model (supported: cpu, cuda)", opts.backend);
     auto t0 = std::chrono::steady_clock::now();
+    const std::string dir = ckpt.dir();
     std::unique_ptr<Model> m(new Model());
-    DSV4_TRY_ASSIGN(m->cfg_, load_config(dir));
-    DSV4_TRY_ASSIGN(m->weights_, Weights::load(dir, m->cfg_));
+    m->cfg_ = cfg;
+    DSV4_TRY_ASSIGN(m->weights_, Weights::bind(std::move(ckpt), m->cfg_));
     // Both backends default to the REF demo's numerics for FP8-quantized checkpoints (CUDA: quant_sm90.cu
     // roundings, FP8 tensor cores for ≥ 16 tokens), exact (HF parity) otherwise.
     m->numerics_ =

@@ -12,6 +12,7 @@
 
 #include "core/status.h"
 #include "format/config.h"
+#include "format/safetensors.h"
 #include "model/state.h"
 
 namespace dsv4 {
@@ -42,6 +43,10 @@ struct LoadOptions {
 class Model {
 public:
     static Result<std::unique_ptr<Model>> load(const std::string& dir, const LoadOptions& opts = {});
+    // The same over tensors opened elsewhere (e.g. Checkpoint::from_memory: `dsv4 bench`'s random model at
+    // the real dimensions), with `cfg` in place of config.json. The model keeps the checkpoint.
+    static Result<std::unique_ptr<Model>> load_from(const Dsv4Config& cfg, Checkpoint ckpt,
+                                                    const LoadOptions& opts = {});
     ~Model();
 
     const Dsv4Config& config() const { return cfg_; }

@@ -254,13 +254,19 @@ void bind_layer(Binder& b, const Dsv4Config& cfg, int il, LayerWeights& L) {
 }  // namespace
 
 Result<std::unique_ptr<Weights>> Weights::load(const std::string& dir, const Dsv4Config& cfg) {
+    DSV4_TRY_ASSIGN(Checkpoint ck, Checkpoint::open(dir));
+    return bind(std::move(ck), cfg);
+}
+
+Result<std::unique_ptr<Weights>> Weights::bind(Checkpoint ckpt, const Dsv4Config& cfg) {
+    const std::string dir = ckpt.dir();
     if (!cfg.weight_block_size.empty() && cfg.weight_block_size != std::vector<int>{128, 128})
         return error(
             "{}: quantization_config.weight_block_size [{}, {}] is not supported (the V4 format uses "
             "[128, 128] FP8 blocks)",
             dir, cfg.weight_block_size[0], cfg.weight_block_size.size() > 1 ? cfg.weight_block_size[1] : 0);
     auto w = std::make_unique<Weights>();
-    DSV4_TRY_ASSIGN(w->ckpt_, Checkpoint::open(dir));
+    w->ckpt_ = std::move(ckpt);
     const Checkpoint& ck = w->ckpt_;
     if (ck.find("embed.weight"))
         w->scheme = NamingScheme::released;

@@ -38,6 +38,8 @@ public:
     // Opens the checkpoint in `dir` and binds every tensor the config implies. Extra tensors warn
     // (mtp.* is expected and ignored).
     static Result<std::unique_ptr<Weights>> load(const std::string& dir, const Dsv4Config& cfg);
+    // The same over an opened checkpoint (Checkpoint::open or Checkpoint::from_memory), which it keeps.
+    static Result<std::unique_ptr<Weights>> bind(Checkpoint ckpt, const Dsv4Config& cfg);
 
     NamingScheme scheme = NamingScheme::released;
     WeightRef embed, head, norm, hc_head_fn, hc_head_base, hc_head_scale;

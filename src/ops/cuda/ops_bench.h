@@ -2,7 +2,9 @@
 // timings.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
+#include <string>
 
 #include "core/status.h"
 #include "ops/cuda/ops_cuda.h"
@@ -21,5 +23,17 @@ Result<double> measure_sgemm_tflops(int64_t M, int64_t N, int64_t K, int reps);
 // dequantize + SGEMM path, its scratch grown in the warm-up calls), weights rotated over > 2× L2; median
 // microseconds per call (event-bracketed, so it includes the isolated-launch cost).
 Result<double> bench_linear_us(DType dt, int64_t n_tok, int64_t N, int64_t K, int reps);
+
+// ---- bench_host.cpp: the current device and pinned uploads
+struct DeviceInfo {
+    std::string name;                         // "NVIDIA H200"
+    int64_t free_bytes = 0, total_bytes = 0;  // cudaMemGetInfo (creates the context if there is none yet)
+    int sm_count = 0, cc_major = 0, cc_minor = 0;
+};
+Result<DeviceInfo> device_info();
+// Page-locks existing host memory (cudaHostRegister) so uploads from it run at full PCIe speed; undo with
+// host_unregister before the memory is freed.
+Status host_register(void* p, size_t bytes);
+void host_unregister(void* p);
 
 }  // namespace dsv4::cuda
