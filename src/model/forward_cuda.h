@@ -2,6 +2,10 @@
 // stored formats, per-sequence state (window rings, compressor state, compressed KV, index keys) on the
 // device, every op a kernel of ops/cuda. Mirrors model.cpp / attention.cpp / compressor.cpp / moe.cpp
 // step by step under Numerics::exact; tested against the CPU path in tests/model/test_cuda_model.cpp.
+// Decode-only steps (every item feeds one token) run as one CUDA graph per batch size after the first,
+// eager, step of that size: recorded by stream capture when the step's launch parameters changed
+// (cudaGraphExecUpdate, or a new instantiation when the update is refused), else launched again as it is.
+// Prefill and mixed steps run eagerly; DSV4_CUDA_GRAPHS=0 or DSV4_CUDA_PROFILE=1 makes every step eager.
 #pragma once
 
 #include <cstdint>
@@ -37,6 +41,16 @@ public:
     using Item = BatchItem;
     Status forward_batch(std::span<const Item> items, std::vector<float>& logits) const;
     int64_t weight_bytes() const;
+
+    // Process-wide totals over every CudaForward (tests check that the graph path was taken).
+    struct GraphStats {
+        int64_t launches = 0;        // decode steps run as a graph launch
+        int64_t captures = 0;        // of those, recorded anew by stream capture
+        int64_t instantiations = 0;  // cudaGraphInstantiate (first recording of a size, refused update)
+        int64_t updates = 0;         // cudaGraphExecUpdate accepted
+        int64_t refused = 0;         // recordings abandoned as the workspace had to grow (ran eagerly)
+    };
+    static GraphStats graph_stats();
 
     struct Impl;
 

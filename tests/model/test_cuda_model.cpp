@@ -1,13 +1,16 @@
 // Whole-model CUDA forward vs the CPU reference (issue 6 item 3): logits of every position on the HF
 // golden fixtures tiny_a / tiny_b within 1e-3 relative, 32 greedy tokens identical, prefill == prefill +
-// decode on the GPU, cloned device states, and a released-format FP8/FP4 tiny checkpoint. Skips
-// cleanly without a CUDA build or device.
+// decode on the GPU, cloned device states, a released-format FP8/FP4 tiny checkpoint, and decode steps
+// run as CUDA graphs equal to the same steps run eagerly. Skips cleanly without a CUDA build or device.
 #include <unistd.h>
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstdlib>
+#include <cstring>
 
 #include "format/safetensors.h"
+#include "model/forward_cuda.h"
 #include "model_test_util.h"
 
 #if DSV4_HAVE_CUDA
@@ -224,6 +227,148 @@ TEST(ModelBatch, MixedBatchEqualsAloneCpu) {
 TEST(CudaModelBatch, MixedBatchEqualsAlone) {
     DSV4_REQUIRE_DEVICE();
     check_mixed_batch("cuda");
+}
+
+// ---- decode steps as CUDA graphs (forward_cuda.h): the same greedy decode with graphs on (reused, and
+// recorded every step) and off gives the same logits, and the graph path is really taken.
+
+// Sets DSV4_CUDA_GRAPHS for the models loaded in its scope (CudaForward::create reads it).
+class GraphsEnv {
+public:
+    explicit GraphsEnv(const char* v) {
+        const char* old = std::getenv("DSV4_CUDA_GRAPHS");
+        had_ = old != nullptr;
+        if (had_) old_ = old;
+        ::setenv("DSV4_CUDA_GRAPHS", v, 1);
+    }
+    ~GraphsEnv() {
+        if (had_)
+            ::setenv("DSV4_CUDA_GRAPHS", old_.c_str(), 1);
+        else
+            ::unsetenv("DSV4_CUDA_GRAPHS");
+    }
+
+private:
+    bool had_ = false;
+    std::string old_;
+};
+
+int32_t argmax(const float* v, int64_t n) {
+    return int32_t(std::max_element(v, v + n) - v);
+}
+
+// Each prompt is prefilled alone; then decode step k feeds the greedy next token of every sequence of
+// steps[k] in one forward_batch call (a decode-only step). Returns the logits of all decode steps in order.
+std::vector<float> greedy_steps(const std::string& dir, const char* graphs,
+                                const std::vector<std::vector<int32_t>>& prompts,
+                                const std::vector<std::vector<int>>& steps) {
+    GraphsEnv env(graphs);
+    auto m = load(dir, "cuda");
+    if (!m) return {};
+    const int64_t V = m->config().vocab_size;
+    std::vector<std::unique_ptr<SeqState>> st;
+    std::vector<int32_t> next;
+    std::vector<float> lg, all;
+    for (const auto& p : prompts) {
+        st.push_back(m->new_state());
+        const Status s = m->forward(*st.back(), p, lg);
+        EXPECT_TRUE(s.is_ok()) << s.message();
+        if (!s.is_ok()) return {};
+        next.push_back(argmax(lg.data(), V));
+    }
+    for (size_t k = 0; k < steps.size(); ++k) {
+        std::vector<BatchItem> items;
+        for (int q : steps[k]) items.push_back({st[size_t(q)].get(), std::span(&next[size_t(q)], 1), false});
+        const Status s = m->forward_batch(items, lg);
+        EXPECT_TRUE(s.is_ok()) << "DSV4_CUDA_GRAPHS=" << graphs << " step " << k << ": " << s.message();
+        if (!s.is_ok() || lg.size() != items.size() * size_t(V)) return {};
+        for (size_t i = 0; i < steps[k].size(); ++i)
+            next[size_t(steps[k][i])] = argmax(lg.data() + i * size_t(V), V);
+        all.insert(all.end(), lg.begin(), lg.end());
+    }
+    return all;
+}
+
+void check_graphs(const std::vector<std::vector<int32_t>>& prompts,
+                  const std::vector<std::vector<int>>& steps, const char* what) {
+    const std::string dir = testing::tiny_checkpoint_dir("cuda_graphs", tiny_config());
+    const int64_t V = tiny_config().vocab_size;
+    auto before = CudaForward::graph_stats();
+    const auto ref = greedy_steps(dir, "0", prompts, steps);
+    ASSERT_FALSE(ref.empty());
+    EXPECT_EQ(CudaForward::graph_stats().launches, before.launches) << "DSV4_CUDA_GRAPHS=0 launched a graph";
+    for (const char* mode : {"1", "capture"}) {
+        before = CudaForward::graph_stats();
+        const auto got = greedy_steps(dir, mode, prompts, steps);
+        const auto after = CudaForward::graph_stats();
+        ASSERT_EQ(got.size(), ref.size()) << mode;
+        int64_t worst = -1;
+        const double err = max_row_rel_err(got.data(), ref.data(), int64_t(ref.size()) / V, V, &worst);
+        const bool bitwise = std::memcmp(got.data(), ref.data(), ref.size() * sizeof(float)) == 0;
+        const int64_t launches = after.launches - before.launches,
+                      captures = after.captures - before.captures;
+        std::printf(
+            "[ graphs ] %s, DSV4_CUDA_GRAPHS=%s: %zu steps, %lld launches, %lld captures, %lld updates, %lld "
+            "instantiations, %lld refused; rel err vs eager %.3e (%s)\n",
+            what, mode, steps.size(), (long long)launches, (long long)captures,
+            (long long)(after.updates - before.updates),
+            (long long)(after.instantiations - before.instantiations),
+            (long long)(after.refused - before.refused), err, bitwise ? "bitwise equal" : "not bitwise");
+        EXPECT_LE(err, 1e-6) << what << " DSV4_CUDA_GRAPHS=" << mode << ": worst row " << worst;
+        // every size's first step is eager; all later decode steps are graph launches
+        EXPECT_GE(launches, int64_t(steps.size()) / 2) << what << " DSV4_CUDA_GRAPHS=" << mode;
+        if (std::string(mode) == "1") {
+            EXPECT_LT(captures, launches) << what << ": no graph was launched again without recording";
+        } else {
+            EXPECT_EQ(captures, launches) << what << ": capture mode records every step";
+            EXPECT_GT(after.updates, before.updates) << what << ": no cudaGraphExecUpdate was accepted";
+        }
+    }
+}
+
+std::vector<std::vector<int>> repeat_step(std::vector<int> seqs, int n) {
+    return std::vector<std::vector<int>>(size_t(n), seqs);
+}
+
+TEST(CudaModelGraphs, Batch1EqualsEager) {  // positions 5..44: CSA (m=4), HCA (m=8) windows and the ring
+    DSV4_REQUIRE_DEVICE();
+    check_graphs({testing::random_ids(5, tiny_config().vocab_size, 31)}, repeat_step({0}, 40), "batch 1");
+}
+
+TEST(CudaModelGraphs, Batch3AtDifferentPositionsEqualsEager) {
+    DSV4_REQUIRE_DEVICE();
+    const int V = tiny_config().vocab_size;
+    check_graphs(
+        {testing::random_ids(3, V, 41), testing::random_ids(10, V, 42), testing::random_ids(29, V, 43)},
+        repeat_step({0, 1, 2}, 26), "batch 3");
+}
+
+TEST(CudaModelGraphs, BatchSizeChangesEqualEager) {  // 3 -> 2 -> 17 (cuBLAS path, n >= 16) -> 1 -> 3 again
+    DSV4_REQUIRE_DEVICE();
+    const int V = tiny_config().vocab_size;
+    std::vector<std::vector<int32_t>> prompts;
+    std::vector<int> all;
+    for (int q = 0; q < 17; ++q) {
+        prompts.push_back(testing::random_ids(1 + (q * 7) % 23, V, 50 + uint64_t(q)));
+        all.push_back(q);
+    }
+    std::vector<std::vector<int>> steps;
+    for (auto part : {repeat_step({0, 1, 2}, 7), repeat_step({0, 2}, 5), repeat_step(all, 7),
+                      repeat_step({1}, 5), repeat_step({0, 1, 2}, 7)})
+        steps.insert(steps.end(), part.begin(), part.end());
+    check_graphs(prompts, steps, "batch sizes 3, 2, 17, 1, 3");
+}
+
+TEST(CudaModelGraphs, BadSettingIsRefused) {
+    DSV4_REQUIRE_DEVICE();
+    const std::string dir = std::string(DSV4_FIXTURES_DIR) + "/tiny_a";
+    GraphsEnv env("sometimes");
+    LoadOptions o;
+    o.backend = "cuda";
+    o.verbose = false;
+    auto m = Model::load(dir, o);
+    ASSERT_FALSE(m.is_ok());
+    EXPECT_NE(m.message().find("DSV4_CUDA_GRAPHS"), std::string::npos) << m.message();
 }
 
 }  // namespace
