@@ -502,9 +502,9 @@ void add_cmd_bench(CLI::App& app) {
             const char* name;
             int64_t groups, M, N, K;
         };
-        const GemmShape gemms[] = {{"wq_b", 1, 4096, 32768, 1024},     {"wo_b", 1, 4096, D, 8192},
-                                   {"shared w1", 1, 4096, 2048, D},    {"expert w1", 256, 96, 2048, D},
-                                   {"expert w2", 256, 96, D, 2048},    {"expert w1", 256, 384, 2048, D},
+        const GemmShape gemms[] = {{"wq_b", 1, 4096, 32768, 1024},  {"wo_b", 1, 4096, D, 8192},
+                                   {"shared w1", 1, 4096, 2048, D}, {"expert w1", 256, 96, 2048, D},
+                                   {"expert w2", 256, 96, D, 2048}, {"expert w1", 256, 384, 2048, D},
                                    {"expert w2", 256, 384, D, 2048}};
         for (const GemmShape& g : gemms) {
             auto r = cuda::bench_fp8_gemm(g.groups, g.M, g.N, g.K, 10);
@@ -512,10 +512,11 @@ void add_cmd_bench(CLI::App& app) {
                 log_error("bench: {}", r.message());
                 continue;
             }
-            std::printf("fp8_gemm %-10s x%-3lld m=%-4lld n=%-6lld k=%-5lld %9.1f us/call %7.1f TFLOP/s %5.1f%% of FP8 "
-                        "peak  rel err %.1e\n",
-                        g.name, (long long)g.groups, (long long)g.M, (long long)g.N, (long long)g.K,
-                        r->us_per_call, r->tflops, fp8_peak > 0 ? 100.0 * r->tflops / fp8_peak : 0.0, r->rel_err);
+            std::printf(
+                "fp8_gemm %-10s x%-3lld m=%-4lld n=%-6lld k=%-5lld %9.1f us/call %7.1f TFLOP/s "
+                "%5.1f%% of FP8 peak  rel err %.1e\n",
+                g.name, (long long)g.groups, (long long)g.M, (long long)g.N, (long long)g.K, r->us_per_call,
+                r->tflops, fp8_peak > 0 ? 100.0 * r->tflops / fp8_peak : 0.0, r->rel_err);
         }
 #endif
     });
