@@ -181,6 +181,86 @@ DSV4_OP_CASES(LinearGroupedCase, {DType::fp4_e2m1, 1, 6, true, 8, 2048, 4096, 0,
               {DType::f8_e4m3, 7, 6, true, 32, 520, 1024, 60, 7},
               {DType::bf16, 3, 6, true, 16, 100, 256, 0, 0}, {DType::f32, 9, 2, true, 8, 33, 96, 30, 9});
 
+// ------------------------------------------------------------------------------------- linear_multi
+// Segments of several formats and shapes over the same token rows, outputs interleaved in one buffer
+// (each segment writes its column range of [n, ld_out] rows; the gaps stay poisoned). A row-view family
+// mimics wo_a (groups of rows of one FP8 weight, each reading its slice of x). Reference: cpu::linear per
+// segment; budget 1e-5.
+struct LinearMultiCase : OpCase {
+    struct P {
+        int64_t n;
+        int n_fp8_groups;  // wo_a-like segments (rows views of one FP8 [groups·64, 512] weight)
+        bool mixed;        // plus an FP8 [300, 1024], a bf16 [70, 1024], an f32 [33, 64] and an FP4 segment
+    } p;
+    struct Seg {
+        int64_t xoff, K, yoff, N;
+        int weight;  // index into ws
+        int64_t r0;  // row view start (-1: whole weight)
+    };
+    std::vector<HostWeight> ws;
+    std::vector<Seg> segs;
+    cpu_vec x;  // [n, ldx]
+    int64_t ldx = 0, ldy = 0;
+    std::string op() const override { return "linear_multi"; }
+    std::string vars() const override {
+        return fmt::format("n={},groups={},mixed={}", p.n, p.n_fp8_groups, int(p.mixed));
+    }
+    void init(Rng& rng) override {
+        ws.clear(), segs.clear();
+        ldx = 0, ldy = 0;
+        auto add = [&](int wi, int64_t K, int64_t N, int64_t r0) {
+            segs.push_back({ldx, K, ldy, N, wi, r0});
+            ldx += K, ldy += N + 3;
+        };
+        if (p.n_fp8_groups > 0) {
+            ws.push_back(random_weight(rng, DType::f8_e4m3, 64 * p.n_fp8_groups, 512));
+            for (int g = 0; g < p.n_fp8_groups; ++g) add(0, 512, 64, 64 * g);
+        }
+        if (p.mixed) {
+            const std::pair<DType, std::pair<int64_t, int64_t>> more[] = {{DType::f8_e4m3, {300, 1024}},
+                                                                          {DType::bf16, {70, 1024}},
+                                                                          {DType::f32, {33, 64}},
+                                                                          {DType::fp4_e2m1, {40, 256}}};
+            for (const auto& [dt, nk] : more) {
+                ws.push_back(random_weight(rng, dt, nk.first, nk.second));
+                add(int(ws.size()) - 1, nk.second, nk.first, -1);
+            }
+        }
+        x = rng.uniform_vec(p.n * ldx, -1.0f, 1.0f);
+    }
+    WeightRef ref(const Seg& g) const {
+        const WeightRef& w = ws[size_t(g.weight)].ref;
+        return g.r0 < 0 ? w : w.rows(g.r0, g.N);
+    }
+    std::vector<OutSpec> outputs() const override { return {{"y", OutKind::f32, p.n * ldy}}; }
+    void run_cpu(const Outs& o) override {
+        for (const Seg& g : segs) {
+            cpu_vec xs(size_t(p.n * g.K)), ys(size_t(p.n * g.N));
+            for (int64_t i = 0; i < p.n; ++i)
+                std::copy_n(x.begin() + i * ldx + g.xoff, g.K, xs.begin() + i * g.K);
+            cpu::linear(xs.data(), p.n, ref(g), ys.data());
+            for (int64_t i = 0; i < p.n; ++i)
+                std::copy_n(ys.begin() + i * g.N, g.N, o.f(0) + i * ldy + g.yoff);
+        }
+    }
+#if DSV4_HAVE_CUDA
+    Status run_cuda(Dev& dev, const Outs& o) override {
+        const float* dx = dev.up(x);
+        std::vector<WeightRef> dw;
+        for (const HostWeight& w : ws) dw.push_back(dev.weight(w));
+        std::vector<cuda::LinearSeg> ls;
+        for (const Seg& g : segs) {
+            const WeightRef& w = dw[size_t(g.weight)];
+            ls.push_back({dx + g.xoff, ldx, g.r0 < 0 ? w : w.rows(g.r0, g.N), o.f(0) + g.yoff, ldy});
+        }
+        return cuda::linear_multi(ls.data(), int(ls.size()), p.n, dev.stream);
+    }
+#endif
+};
+// 9 groups: two launches of one format (8 + 1); n = 20: every segment through linear (GEMM path).
+DSV4_OP_CASES(LinearMultiCase, {1, 8, false}, {1, 3, true}, {3, 9, true}, {8, 2, true}, {13, 0, true},
+              {20, 4, true});
+
 }  // namespace
 
 }  // namespace dsv4::testops

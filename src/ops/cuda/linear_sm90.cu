@@ -296,12 +296,14 @@ struct Gemv<DType::fp4_e2m1> {
 // grid (ceil(N / (kGemvThreads / G · gemv_rows)), token blocks of T or chunk slots). Grouped (chunks
 // non-null): blockIdx.y is chunk c = {expert, start, count} of the pairs sorted by expert; its rows are
 // perm[start ..] (any count: passes of T) and its weight table[expert].
+// bx: the CTA's index among those of this weight (blockIdx.x, or its offset inside a multi-weight launch).
 template <DType DT, int T>
-__global__ void __launch_bounds__(kGemvThreads)
-    gemv_kernel(const float* __restrict__ x, int64_t n, int64_t ldx, int64_t x_div, DevWeight w,
-                const DevWeight* __restrict__ table, const int32_t* __restrict__ perm,
-                const int32_t* __restrict__ chunks, const int32_t* __restrict__ n_chunks,
-                float* __restrict__ y, int64_t ldy, int G) {
+__device__ __forceinline__ void gemv_body(const float* __restrict__ x, int64_t n, int64_t ldx, int64_t x_div,
+                                          DevWeight w, const DevWeight* __restrict__ table,
+                                          const int32_t* __restrict__ perm,
+                                          const int32_t* __restrict__ chunks,
+                                          const int32_t* __restrict__ n_chunks, float* __restrict__ y,
+                                          int64_t ldy, int G, unsigned bx) {
     using F = Gemv<DT>;
     constexpr int R = gemv_rows<DT, T>(), E = Fmt<DT>::kElems;
     __shared__ float red[kGemvThreads / 32][R][T];
@@ -321,7 +323,7 @@ __global__ void __launch_bounds__(kGemvThreads)
         n_valid = int(n - t0 < T ? n - t0 : T);
     }
     const int64_t N = w.n_rows, cpr = w.n_cols / E;
-    const int64_t r0 = (int64_t(blockIdx.x) * (kGemvThreads / G) + grp) * R;
+    const int64_t r0 = (int64_t(bx) * (kGemvThreads / G) + grp) * R;
     int64_t rr[R];
 #pragma unroll
     for (int r = 0; r < R; ++r) rr[r] = r0 + r < N ? r0 + r : N - 1;  // rows past N: read, never written
@@ -417,6 +419,46 @@ __global__ void __launch_bounds__(kGemvThreads)
                     for (int t = 0; t < T; ++t)
                         if (t < nv) y[orow[t] * ldy + r0 + r] = acc[r][t];
     }
+}
+
+template <DType DT, int T>
+__global__ void __launch_bounds__(kGemvThreads)
+    gemv_kernel(const float* __restrict__ x, int64_t n, int64_t ldx, int64_t x_div, DevWeight w,
+                const DevWeight* __restrict__ table, const int32_t* __restrict__ perm,
+                const int32_t* __restrict__ chunks, const int32_t* __restrict__ n_chunks,
+                float* __restrict__ y, int64_t ldy, int G) {
+    gemv_body<DT, T>(x, n, ldx, x_div, w, table, perm, chunks, n_chunks, y, ldy, G, blockIdx.x);
+}
+
+// Several weights of one format over the same token rows in one launch (linear_multi): segment i owns
+// CTAs cta0[i] .. cta0[i+1]−1.
+constexpr int kMaxSegs = 8;
+struct GemvSegs {
+    DevWeight w[kMaxSegs];
+    const float* x[kMaxSegs];
+    float* y[kMaxSegs];
+    int64_t ldx[kMaxSegs], ldy[kMaxSegs];
+    int G[kMaxSegs];
+    unsigned cta0[kMaxSegs + 1];
+    int n;
+};
+template <DType DT, int T>
+__global__ void __launch_bounds__(kGemvThreads)
+    gemv_multi_kernel(const __grid_constant__ GemvSegs sg, int64_t n) {
+    // the segment's fields picked by unrolled compares (a runtime index into the arrays would go through
+    // local memory)
+    DevWeight w = sg.w[0];
+    const float* x = sg.x[0];
+    float* y = sg.y[0];
+    int64_t ldx = sg.ldx[0], ldy = sg.ldy[0];
+    int G = sg.G[0];
+    unsigned c0 = 0;
+#pragma unroll
+    for (int k = 1; k < kMaxSegs; ++k)
+        if (k < sg.n && blockIdx.x >= sg.cta0[k])
+            w = sg.w[k], x = sg.x[k], y = sg.y[k], ldx = sg.ldx[k], ldy = sg.ldy[k], G = sg.G[k],
+            c0 = sg.cta0[k];
+    gemv_body<DT, T>(x, n, ldx, 1, w, nullptr, nullptr, nullptr, nullptr, y, ldy, G, blockIdx.x - c0);
 }
 
 // Threads per row group: the fewest (≥ one warp) whose 16-byte chunks cover a row in one pass, at most
@@ -538,6 +580,38 @@ void launch_gemv(int64_t max_chunks, const float* x, int64_t n, int64_t ldx, int
                     chunks ? unsigned(max_chunks) : ceil_div_u(n, T));
     gemv_kernel<DT, T>
         <<<grid, kGemvThreads, 0, s>>>(x, n, ldx, x_div, w, table, perm, chunks, n_chunks, y, ldy, G);
+}
+
+template <DType DT, int T>
+void launch_gemv_multi(GemvSegs& sg, int64_t n, cudaStream_t s) {
+    unsigned ctas = 0;
+    for (int i = 0; i < sg.n; ++i) {
+        sg.G[i] = gemv_group_threads(sg.w[i].n_cols / Fmt<DT>::kElems);
+        sg.cta0[i] = ctas;
+        ctas += ceil_div_u(sg.w[i].n_rows, (kGemvThreads / sg.G[i]) * gemv_rows<DT, T>());
+    }
+    sg.cta0[sg.n] = ctas;
+    gemv_multi_kernel<DT, T><<<dim3(ctas, ceil_div_u(n, T)), kGemvThreads, 0, s>>>(sg, n);
+}
+
+template <DType DT>
+Status launch_multi(GemvSegs& sg, int64_t n, cudaStream_t s) {
+    const int T = std::min(gemv_tokens(n), DT == DType::fp4_e2m1 ? 4 : 8);
+    switch (T) {
+        case 1:
+            launch_gemv_multi<DT, 1>(sg, n, s);
+            break;
+        case 2:
+            launch_gemv_multi<DT, 2>(sg, n, s);
+            break;
+        case 4:
+            launch_gemv_multi<DT, 4>(sg, n, s);
+            break;
+        default:
+            if constexpr (DT != DType::fp4_e2m1) launch_gemv_multi<DT, 8>(sg, n, s);
+    }
+    DSV4_CUDA_LAUNCH_CHECK("gemv_multi_kernel");
+    return Status::ok();
 }
 
 // tok_hint: the most token rows one chunk holds (grouped), or n (plain).
@@ -1006,6 +1080,67 @@ Status linear(const float* x, int64_t n, int64_t ldx, const WeightRef& w, float*
         fits_int(dw.n_cols))
         return linear_gemm(x, n, ldx, dw, y, ldy, s);
     return dispatch(x, n, ldx, 1, dw, nullptr, nullptr, nullptr, nullptr, 0, y, ldy, s, n);
+}
+
+Status linear_multi(const LinearSeg* segs, int n_segs, int64_t n, cudaStream_t s) {
+    if (n == 0) return Status::ok();
+    // Segments the multi-weight GEMV takes (few tokens, 16-byte path, non-empty, not FP4: routed experts go
+    // through linear_grouped), in launches of one format
+    // and at most kMaxSegs; the others through linear.
+    std::vector<int> rest;
+    std::map<DType, std::vector<int>> by_format;
+    for (int i = 0; i < n_segs; ++i) {
+        const DevWeight w = DevWeight::from(segs[i].w);
+        bool vec = false;
+        switch (w.dtype) {
+            case DType::f32:
+                vec = can_vectorize<DType::f32>(w, segs[i].x, segs[i].ldx);
+                break;
+            case DType::bf16:
+                vec = can_vectorize<DType::bf16>(w, segs[i].x, segs[i].ldx);
+                break;
+            case DType::f16:
+                vec = can_vectorize<DType::f16>(w, segs[i].x, segs[i].ldx);
+                break;
+            case DType::f8_e4m3:
+                vec = can_vectorize<DType::f8_e4m3>(w, segs[i].x, segs[i].ldx);
+                break;
+            default:
+                break;
+        }
+        if (n < kGemmMinTokens && vec && w.n_rows > 0)
+            by_format[w.dtype].push_back(i);
+        else
+            rest.push_back(i);
+    }
+    for (auto& [dt, idx] : by_format)
+        for (size_t b = 0; b < idx.size(); b += kMaxSegs) {
+            GemvSegs sg{};
+            sg.n = int(std::min<size_t>(kMaxSegs, idx.size() - b));
+            for (int k = 0; k < sg.n; ++k) {
+                const LinearSeg& g = segs[idx[b + size_t(k)]];
+                sg.w[k] = DevWeight::from(g.w), sg.x[k] = g.x, sg.y[k] = g.y, sg.ldx[k] = g.ldx,
+                sg.ldy[k] = g.ldy;
+            }
+            switch (dt) {
+                case DType::f32:
+                    DSV4_TRY(launch_multi<DType::f32>(sg, n, s));
+                    break;
+                case DType::bf16:
+                    DSV4_TRY(launch_multi<DType::bf16>(sg, n, s));
+                    break;
+                case DType::f16:
+                    DSV4_TRY(launch_multi<DType::f16>(sg, n, s));
+                    break;
+                case DType::f8_e4m3:
+                    DSV4_TRY(launch_multi<DType::f8_e4m3>(sg, n, s));
+                    break;
+                default:
+                    return error("cuda::linear_multi: no multi-weight GEMV for {}", dtype_name(dt));
+            }
+        }
+    for (int i : rest) DSV4_TRY(linear(segs[i].x, n, segs[i].ldx, segs[i].w, segs[i].y, segs[i].ldy, s));
+    return Status::ok();
 }
 
 int64_t moe_max_chunks(int64_t n_pairs, int64_t E) {
