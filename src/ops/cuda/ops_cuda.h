@@ -48,6 +48,18 @@ struct DevWeight {
 // (pedantic math: no TF32). Both agree with cpu::linear up to the summation order.
 Status linear(const float* x, int64_t n, int64_t ldx, const WeightRef& w, float* y, int64_t ldy,
               cudaStream_t s);
+// Several linears over the same n token rows at once (decode: the projections that read one input, the
+// groups of wo_a): y_i = x_i·W_iᵀ exactly as linear(x_i, n, ldx_i, W_i, y_i, ldy_i) would compute it; with
+// n < 16 the segments of one weight format share a launch (up to 8 per launch). No segment's y may overlap
+// another segment's x or y (they run concurrently).
+struct LinearSeg {
+    const float* x;
+    int64_t ldx;
+    WeightRef w;
+    float* y;
+    int64_t ldy;
+};
+Status linear_multi(const LinearSeg* segs, int n_segs, int64_t n, cudaStream_t s);
 // C[i·ldc + r] = Σ_j B[i·ldb + j]·A[r·lda + j] for r < m, i < n, j < k: cuBLAS SGEMM in true fp32 through
 // the same per-stream handle as linear (used by the indexer's prefill path).
 Status sgemm_f32(const float* A, int64_t lda, const float* B, int64_t ldb, int64_t m, int64_t n, int64_t k,
