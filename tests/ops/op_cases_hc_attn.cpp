@@ -1,6 +1,7 @@
 // test-ops cases of the split-KV path of cuda::sink_attention against cpu::sink_attention (decode shapes
-// of V4-Flash: H 64, d 512, 640 keys over two pools, and odd ones), and the workspace checks shared with
-// the K-split hc_pre / hc_head cases of op_cases.cpp. The CUDA run poisons the workspace (NaN) behind a
+// of V4-Flash: H 64, d 512, 640 keys over two pools, and odd ones), of the fused cuda::hc_post_pre and
+// hc_pre + RMSNorm against compositions of the cpu ops, and the workspace checks shared with the K-split
+// hc_pre / hc_head cases of op_cases.cpp. The CUDA run poisons the workspace (NaN) behind a
 // guard band, runs the launcher twice and requires bitwise-equal outputs (determinism).
 #include <fmt/format.h>
 
@@ -139,6 +140,125 @@ DSV4_OP_CASES(SinkAttentionSplitCase, {1, 64, 512, 128, 700, 640, false}, {3, 64
               {3, 17, 12, 5, 5, 33, true}, {17, 8, 64, 40, 40, 100, false}, {80, 64, 64, 100, 60, 96, false},
               {2, 3, 8, 1, 0, 1, false}, {2, 64, 512, 10, 5, 0, false}, {2, 4, 70, 20, 10, 12, false},
               {1, 2, 1024, 20, 10, 40, false});
+
+// ------------------------------------------------------------------------- hc_post_pre, hc_pre + norm
+// The fused site boundary against the composition of the CPU ops: Xout = cpu::hc_post(X, F, post, comb),
+// (y, post', comb') = cpu::hc_pre(Xout) of the next site, y = cpu::rms_norm(y, w). alias: post'/comb' are
+// written over post/comb (as the forward does; the launch re-uploads them before each run).
+struct HcPostPreCase : OpCase {
+    struct P {
+        int64_t n, hc, D;
+        bool alias;
+    } p;
+    cpu_vec X, F, post, comb, fn, base, scale, w;
+    std::string op() const override { return "hc_post_pre"; }
+    std::string vars() const override {
+        return fmt::format("n={},hc={},D={}{}", p.n, p.hc, p.D, p.alias ? ",alias" : "");
+    }
+    void init(Rng& rng) override {
+        const int64_t M = (2 + p.hc) * p.hc;
+        X = rng.uniform_vec(p.n * p.hc * p.D, -1.0f, 1.0f);
+        F = rng.uniform_vec(p.n * p.D, -1.0f, 1.0f);
+        post = rng.uniform_vec(p.n * p.hc, 0.0f, 2.0f);
+        comb = rng.uniform_vec(p.n * p.hc * p.hc, 0.0f, 1.0f);
+        fn = rng.uniform_vec(M * p.hc * p.D, -0.05f, 0.05f);
+        base = rng.uniform_vec(M, -1.0f, 1.0f);
+        scale = rng.uniform_vec(3, 0.5f, 2.0f);
+        w = rng.uniform_vec(p.D, 0.5f, 1.5f);
+    }
+    std::vector<OutSpec> outputs() const override {
+        return {{"Xout", OutKind::f32, p.n * p.hc * p.D},
+                {"y", OutKind::f32, p.n * p.D},
+                {"post", OutKind::f32, p.n * p.hc},
+                {"comb", OutKind::f32, p.n * p.hc * p.hc}};
+    }
+    void run_cpu(const Outs& o) override {
+        const int64_t M = (2 + p.hc) * p.hc;
+        HostWeight f = f32_weight(fn, M, p.hc * p.D), b = f32_weight(base, 1, M), s = f32_weight(scale, 1, 3),
+                   nw = f32_weight(w, 1, p.D);
+        cpu::hc_post(X.data(), F.data(), post.data(), comb.data(), p.n, p.hc, p.D, o.f(0));
+        cpu::hc_pre(o.f(0), p.n, p.hc, p.D, f.ref, b.ref, s.ref, 20, 1e-6, 1e-6, o.f(1), o.f(2), o.f(3));
+        cpu::rms_norm(o.f(1), p.n, p.D, &nw.ref, 1e-6, o.f(1));
+    }
+#if DSV4_HAVE_CUDA
+    Status run_cuda(Dev& dev, const Outs& o) override {
+        const int64_t wf = cuda::hc_work_floats(p.n, p.hc, p.D);
+        float* work = poisoned_work(dev, wf);
+        const float *dX = dev.up(X), *dF = dev.up(F), *dpost = dev.up(post), *dcomb = dev.up(comb);
+        const float *dfn = dev.up(fn), *db = dev.up(base), *ds = dev.up(scale), *dw = dev.up(w);
+        return run_twice(dev, o, outputs(), work, wf, [&]() -> Status {
+            const float *pin = dpost, *cin = dcomb;
+            if (p.alias) {
+                if (cudaMemcpyAsync(o.f(2), dpost, size_t(p.n * p.hc) * 4, cudaMemcpyDeviceToDevice,
+                                    dev.stream) != cudaSuccess ||
+                    cudaMemcpyAsync(o.f(3), dcomb, size_t(p.n * p.hc * p.hc) * 4, cudaMemcpyDeviceToDevice,
+                                    dev.stream) != cudaSuccess)
+                    return error("cudaMemcpyAsync failed");
+                pin = o.f(2), cin = o.f(3);
+            }
+            return cuda::hc_post_pre(dX, dF, pin, cin, p.n, p.hc, p.D, o.f(0), dfn, db, ds, 20, 1e-6, 1e-6,
+                                     dw, o.f(1), o.f(2), o.f(3), work, dev.stream);
+        });
+    }
+#endif
+};
+// decode at the real width (n 1 and 5), n 300 (38 tiles of 8, 7 slices, one arrival counter per tile),
+// hc 2 with D not a multiple of the 32-column pass (1000, 333: two tiles, the second of one token), D not a
+// multiple of 4 (scalar y path), 2 tokens (y warps beside the Sinkhorn warps), hc 8 (tiles of 4, 64
+// Sinkhorn elements on 32 lanes), hc 3, hc 1 at D 1, D < 32, one slice per tile (n 2200: ≥ 264 tiles)
+DSV4_OP_CASES(HcPostPreCase, {1, 4, 4096, true}, {5, 4, 4096, false}, {300, 4, 4096, true},
+              {3, 2, 1000, false}, {9, 2, 333, true}, {7, 4, 4095, false}, {2, 4, 100, false},
+              {5, 8, 129, true}, {3, 3, 50, false}, {1, 1, 1, false}, {1, 4, 7, true}, {2200, 4, 40, false});
+
+// hc_pre with the sublayer RMSNorm folded in (norm_w): the one-launch split path (split) or phase A +
+// cuda::rms_norm (no workspace), against cpu::hc_pre then cpu::rms_norm.
+struct HcPreNormCase : OpCase {
+    struct P {
+        int64_t n, hc, D;
+        bool split;
+    } p;
+    cpu_vec X, fn, base, scale, w;
+    std::string op() const override { return "hc_pre"; }
+    std::string vars() const override {
+        return fmt::format("n={},hc={},D={},norm{}", p.n, p.hc, p.D, p.split ? ",path=split" : "");
+    }
+    void init(Rng& rng) override {
+        const int64_t M = (2 + p.hc) * p.hc;
+        X = rng.uniform_vec(p.n * p.hc * p.D, -1.0f, 1.0f);
+        fn = rng.uniform_vec(M * p.hc * p.D, -0.05f, 0.05f);
+        base = rng.uniform_vec(M, -1.0f, 1.0f);
+        scale = rng.uniform_vec(3, 0.5f, 2.0f);
+        w = rng.uniform_vec(p.D, 0.5f, 1.5f);
+    }
+    std::vector<OutSpec> outputs() const override {
+        return {{"y", OutKind::f32, p.n * p.D},
+                {"post", OutKind::f32, p.n * p.hc},
+                {"comb", OutKind::f32, p.n * p.hc * p.hc}};
+    }
+    void run_cpu(const Outs& o) override {
+        const int64_t M = (2 + p.hc) * p.hc;
+        HostWeight f = f32_weight(fn, M, p.hc * p.D), b = f32_weight(base, 1, M), s = f32_weight(scale, 1, 3),
+                   nw = f32_weight(w, 1, p.D);
+        cpu::hc_pre(X.data(), p.n, p.hc, p.D, f.ref, b.ref, s.ref, 20, 1e-6, 1e-6, o.f(0), o.f(1), o.f(2));
+        cpu::rms_norm(o.f(0), p.n, p.D, &nw.ref, 1e-6, o.f(0));
+    }
+#if DSV4_HAVE_CUDA
+    Status run_cuda(Dev& dev, const Outs& o) override {
+        const int64_t wf = p.split ? cuda::hc_work_floats(p.n, p.hc, p.D) : 0;
+        float* work = p.split ? poisoned_work(dev, wf) : nullptr;
+        const float *dX = dev.up(X), *dfn = dev.up(fn), *db = dev.up(base), *ds = dev.up(scale),
+                    *dw = dev.up(w);
+        return run_twice(dev, o, outputs(), work, wf, [&] {
+            return cuda::hc_pre(dX, p.n, p.hc, p.D, dfn, db, ds, 20, 1e-6, 1e-6, o.f(0), o.f(1), o.f(2),
+                                dev.stream, work, dw);
+        });
+    }
+#endif
+};
+// layer 0's first site at decode (n 1, 5) and a batch of 300, odd n / D / hc (the scalar y path at D 1001),
+// and phase A + rms_norm
+DSV4_OP_CASES(HcPreNormCase, {1, 4, 4096, true}, {5, 4, 4096, true}, {300, 4, 4096, true}, {3, 2, 1001, true},
+              {4, 8, 96, true}, {7, 4, 129, false});
 
 }  // namespace
 }  // namespace dsv4::testops

@@ -1,9 +1,13 @@
 // Manifold-constrained hyper-connections (spec §5; HF DeepseekV4HyperConnection / HyperHead): pre-mix
-// with Sinkhorn, post (stream update) and head collapse. Two paths for pre/head: the phase-A kernel (one
-// CTA per token, a warp per mix row) when the caller passes no workspace, and the K-split pair
-// (partial dot products over slices of hc·D by many CTAs, then a fixed-order reduction + Sinkhorn + y).
-// Tested against cpu::hc_pre / hc_post / hc_head in tests/ops; note: docs/kernels/hc.md.
+// with Sinkhorn (optionally followed by the sublayer's RMSNorm), post (stream update), the fused post of
+// one site + pre of the next, and the head collapse. With a workspace, pre and post+pre are one launch each
+// (slices of the row on many CTAs, the last-arriving CTA of a token tile reduces in a fixed order and
+// finishes); head keeps its two-kernel K-split; without one, the phase-A CTA-per-token kernels. Tested
+// against compositions of cpu::hc_pre / hc_post / hc_head / rms_norm in tests/ops; note: docs/kernels/hc.md.
 #include <algorithm>
+#include <map>
+#include <mutex>
+#include <utility>
 
 #include "ops/cuda/common.cuh"
 #include "ops/cuda/cuda_check.h"
@@ -57,88 +61,80 @@ __device__ __forceinline__ float sigmoid_dev(float v) {
     return 1.0f / (1.0f + expf(-v));
 }
 
-// pre [HC] (shared), post [HC] and comb [HC, HC] (global, skipped when null) from the mix logits mu [M];
-// follows cpu::hc_pre step by step (softmax rows, +eps, column pass, iters−1 row/column pairs). P lives in
-// registers (HC is a compile-time constant), so the 40 dependent passes do not round-trip shared memory.
-// Used by the split path; phase A's hc_pre_kernel keeps the same steps on shared memory.
-template <int HC>
-__device__ __forceinline__ void hc_pre_weights_n(const float* mu, const float* base, const float* scale,
-                                                 int iters, float eps, float* pre, float* post, float* comb) {
-    float P[HC * HC];
+// Element e (< 32·Q) of a matrix spread over a warp (element lane + 32·q in register q of that lane), for
+// every lane at once (e may differ per lane). All lanes must call it (full-mask shuffles).
+template <int Q>
+__device__ __forceinline__ float warp_elem(const float (&p)[Q], int e) {
+    float v = 0.0f;
 #pragma unroll
-    for (int j = 0; j < HC; ++j) {
-        pre[j] = sigmoid_dev(scale[0] * mu[j] + base[j]) + eps;
-        if (post) post[j] = 2.0f * sigmoid_dev(scale[1] * mu[HC + j] + base[HC + j]);
+    for (int q = 0; q < Q; ++q) {
+        const float t = __shfl_sync(0xffffffffu, p[q], e & 31);
+        if ((e >> 5) == q) v = t;
+    }
+    return v;
+}
+
+// post [HC] and comb [HC, HC] (global) of one token from its scaled mix logits mu [M] (shared), by one whole
+// warp: element e = j·HC + k of the Sinkhorn matrix lives in lane e % 32 (register e / 32). Every element
+// runs exactly cpu::hc_pre's operations in its order (row softmax, +eps, one column pass, iters−1
+// row/column pairs; sums gathered by shuffles and added in index order, true divisions), so the only
+// difference from the CPU is expf/FMA rounding. The critical path per pass is ~HC independent shuffles,
+// HC dependent adds and one division (~80 cycles: ~2 µs for 20 iterations) instead of HC² divisions
+// issued by one thread.
+template <int HC>
+__device__ __forceinline__ void sinkhorn_warp(const float* mu, const float* base, const float* scale,
+                                              int iters, float eps, float* post, float* comb) {
+    constexpr int E = HC * HC, Q = (E + 31) / 32;
+    const int lane = threadIdx.x & 31;
+    int row[Q], col[Q];
+    float p[Q], t[Q];
+#pragma unroll
+    for (int q = 0; q < Q; ++q) {
+        const int e = lane + 32 * q < E ? lane + 32 * q : 0;  // idle lanes shadow element 0
+        row[q] = e / HC;
+        col[q] = e % HC;
+        p[q] = scale[2] * mu[2 * HC + e] + base[2 * HC + e];
     }
 #pragma unroll
-    for (int j = 0; j < HC; ++j) {
+    for (int q = 0; q < Q; ++q) {  // row softmax of the raw comb logits
         float mx = -INFINITY;
 #pragma unroll
-        for (int k = 0; k < HC; ++k) {
-            const int m = 2 * HC + j * HC + k;
-            P[j * HC + k] = scale[2] * mu[m] + base[m];
-            mx = fmaxf(mx, P[j * HC + k]);
-        }
+        for (int k = 0; k < HC; ++k) mx = fmaxf(mx, warp_elem(p, row[q] * HC + k));
+        t[q] = expf(p[q] - mx);
+    }
+#pragma unroll
+    for (int q = 0; q < Q; ++q) {
         float sum = 0.0f;
 #pragma unroll
-        for (int k = 0; k < HC; ++k) sum += (P[j * HC + k] = expf(P[j * HC + k] - mx));
-#pragma unroll
-        for (int k = 0; k < HC; ++k) P[j * HC + k] = P[j * HC + k] / sum + eps;
+        for (int k = 0; k < HC; ++k) sum += warp_elem(t, row[q] * HC + k);
+        p[q] = t[q] / sum + eps;
     }
     for (int it = 0; it < (iters < 1 ? 1 : iters); ++it) {  // cpu: one column pass even for iters = 0
         if (it > 0) {
 #pragma unroll
-            for (int j = 0; j < HC; ++j) {
+            for (int q = 0; q < Q; ++q) {
                 float s = 0.0f;
 #pragma unroll
-                for (int k = 0; k < HC; ++k) s += P[j * HC + k];
-#pragma unroll
-                for (int k = 0; k < HC; ++k) P[j * HC + k] /= (s + eps);
+                for (int k = 0; k < HC; ++k) s += warp_elem(p, row[q] * HC + k);
+                t[q] = s;
             }
+#pragma unroll
+            for (int q = 0; q < Q; ++q) p[q] /= (t[q] + eps);
         }
 #pragma unroll
-        for (int k = 0; k < HC; ++k) {
+        for (int q = 0; q < Q; ++q) {
             float s = 0.0f;
 #pragma unroll
-            for (int j = 0; j < HC; ++j) s += P[j * HC + k];
-#pragma unroll
-            for (int j = 0; j < HC; ++j) P[j * HC + k] /= (s + eps);
+            for (int j = 0; j < HC; ++j) s += warp_elem(p, j * HC + col[q]);
+            t[q] = s;
         }
-    }
-    if (comb) {
 #pragma unroll
-        for (int e = 0; e < HC * HC; ++e) comb[e] = P[e];
+        for (int q = 0; q < Q; ++q) p[q] /= (t[q] + eps);
     }
-}
-
-__device__ __forceinline__ void hc_pre_weights(int hc, const float* mu, const float* base, const float* scale,
-                                               int iters, float eps, float* pre, float* post, float* comb) {
-    switch (hc) {
-        case 1:
-            hc_pre_weights_n<1>(mu, base, scale, iters, eps, pre, post, comb);
-            break;
-        case 2:
-            hc_pre_weights_n<2>(mu, base, scale, iters, eps, pre, post, comb);
-            break;
-        case 3:
-            hc_pre_weights_n<3>(mu, base, scale, iters, eps, pre, post, comb);
-            break;
-        case 4:
-            hc_pre_weights_n<4>(mu, base, scale, iters, eps, pre, post, comb);
-            break;
-        case 5:
-            hc_pre_weights_n<5>(mu, base, scale, iters, eps, pre, post, comb);
-            break;
-        case 6:
-            hc_pre_weights_n<6>(mu, base, scale, iters, eps, pre, post, comb);
-            break;
-        case 7:
-            hc_pre_weights_n<7>(mu, base, scale, iters, eps, pre, post, comb);
-            break;
-        default:
-            hc_pre_weights_n<8>(mu, base, scale, iters, eps, pre, post, comb);
-            break;
-    }
+#pragma unroll
+    for (int q = 0; q < Q; ++q)
+        if (lane + 32 * q < E) comb[lane + 32 * q] = p[q];
+    if (lane < HC) post[lane] = 2.0f * sigmoid_dev(scale[1] * mu[HC + lane] + base[HC + lane]);
 }
 
 // mu[m] = ρ·(fn[m]·X_t), ρ = 1/sqrt(mean(X_t²) + eps) over the hc·D values of token t.
@@ -276,17 +272,14 @@ __global__ void __launch_bounds__(kThreads)
     }
 }
 
-// Kernel 2, grid (n, Y): reduces token t's S partials (warp per row, lanes over slices, fixed order),
-// then ρ, mu and the weights on one thread (pre/post/Sinkhorn for hc_pre, the sigmoid gate for hc_head),
-// then its `cols` columns of y. Every CTA of a token computes the same weights; only blockIdx.y == 0
-// writes post/comb. Token t's X columns are loaded before the reduction so their latency overlaps it.
-template <bool kHead>
+// Kernel 2 of hc_head, grid (n, Y): reduces token t's S partials (warp per row, lanes over slices, fixed
+// order), then ρ, mu and the sigmoid gates on one thread, then its `cols` columns of z. Token t's X columns
+// are loaded before the reduction so their latency overlaps it.
 __global__ void __launch_bounds__(kThreads)
-    hc_finish_kernel(const float* X, int hc, int64_t D, const float* part, int64_t S, const float* base,
-                     const float* scale, int iters, float eps, float norm_eps, int64_t cols, float* y,
-                     float* post, float* comb) {
-    __shared__ float mu[kMaxM + 1], pre[kMaxHc];
-    const int M = kHead ? hc : (2 + hc) * hc;
+    hc_head_finish_kernel(const float* X, int hc, int64_t D, const float* part, int64_t S, const float* base,
+                          const float* scale, float eps, float norm_eps, int64_t cols, float* y) {
+    __shared__ float mu[kMaxHc + 1], pre[kMaxHc];
+    const int M = hc;
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     const int64_t t = blockIdx.x, d_begin = int64_t(blockIdx.y) * cols;
     const int64_t d_end = d_begin + cols < D ? d_begin + cols : D;
@@ -305,14 +298,7 @@ __global__ void __launch_bounds__(kThreads)
     __syncthreads();
     if (threadIdx.x == 0) {
         const float rho = 1.0f / sqrtf(mu[M] / float(hc * D) + norm_eps);
-        for (int m = 0; m < M; ++m) mu[m] *= rho;
-        if (kHead) {
-            for (int j = 0; j < hc; ++j) pre[j] = sigmoid_dev(scale[0] * mu[j] + base[j]) + eps;
-        } else {
-            const bool first = blockIdx.y == 0;
-            hc_pre_weights(hc, mu, base, scale, iters, eps, pre, first ? post + t * hc : nullptr,
-                           first ? comb + t * hc * hc : nullptr);
-        }
+        for (int j = 0; j < hc; ++j) pre[j] = sigmoid_dev(scale[0] * (mu[j] * rho) + base[j]) + eps;
     }
     __syncthreads();
     for (int64_t d = d0; d < d_end; d += blockDim.x) {
@@ -324,30 +310,384 @@ __global__ void __launch_bounds__(kThreads)
     }
 }
 
-// Launches both kernels of the split path (M = mix rows; head: M = hc).
-Status hc_split_launch(const float* X, int64_t n, int64_t hc, int64_t D, const float* fn, const float* base,
-                       const float* scale, int iters, double hc_eps, double norm_eps, float* y, float* post,
-                       float* comb, float* work, bool head, cudaStream_t s) {
+// The two kernels of hc_head's split path (M = hc mix rows).
+Status hc_head_split_launch(const float* X, int64_t n, int64_t hc, int64_t D, const float* fn,
+                            const float* base, const float* scale, double hc_eps, double norm_eps, float* z,
+                            float* work, cudaStream_t s) {
     const HcPlan p = hc_plan(n, hc, D);
-    const int M = int(head ? hc : (2 + hc) * hc);
     const dim3 g1(unsigned(p.tiles), unsigned(p.S));
-    if (M <= kWarps)
-        hc_mix_partial_kernel<1><<<g1, kThreads, 0, s>>>(X, n, hc * D, fn, M, p.chunk, work);
-    else if (M <= 3 * kWarps)
-        hc_mix_partial_kernel<3><<<g1, kThreads, 0, s>>>(X, n, hc * D, fn, M, p.chunk, work);
-    else
-        hc_mix_partial_kernel<kMaxM / kWarps><<<g1, kThreads, 0, s>>>(X, n, hc * D, fn, M, p.chunk, work);
+    hc_mix_partial_kernel<1><<<g1, kThreads, 0, s>>>(X, n, hc * D, fn, int(hc), p.chunk, work);
     DSV4_CUDA_LAUNCH_CHECK("hc_mix_partial_kernel");
     const dim3 g2(unsigned(n), unsigned(p.Y));
-    if (head)
-        hc_finish_kernel<true><<<g2, kThreads, 0, s>>>(X, int(hc), D, work, p.S, base, scale, 0,
-                                                       float(hc_eps), float(norm_eps), p.cols, y, nullptr,
-                                                       nullptr);
+    hc_head_finish_kernel<<<g2, kThreads, 0, s>>>(X, int(hc), D, work, p.S, base, scale, float(hc_eps),
+                                                  float(norm_eps), p.cols, z);
+    DSV4_CUDA_LAUNCH_CHECK("hc_head_finish_kernel");
+    return Status::ok();
+}
+
+// ---- Fused path of hc_pre / hc_post_pre: one launch per site. Grid (token tiles of TOK, S slices of the
+// D axis); CTA (b, s) owns columns [s·chunk, (s+1)·chunk) of D for ALL hc streams of its ≤ TOK tokens:
+//  1. (hc_post_pre) X' = post·F + combᵀX for its columns (cpu::hc_post's order), written to Xout by warp
+//     0; every warp keeps the values it needs in registers (no re-read);
+//  2. partial Σx'² and the M dot products of its columns with fn (warp w: rows w, w+8, ...) → part
+//     [n, M+1, S] (row M = Σx'²), each entry written by one lane after a fixed-order sum;
+//  3. arrival: the CTA that increments its tile's counter last (atomicInc wraps it back to 0, so the
+//     counters are left zero for the next launch) reduces the tile's partials in slice order — the result
+//     does not depend on which CTA arrives last — then ρ, mu, pre (shared), and for each token u warp u
+//     runs post/Sinkhorn (sinkhorn_warp) while the other warps form y = Σ_j pre_j·X'_j (read from L2);
+//     with norm_w, y = RMSNorm_w(y) in a second pass over the row (Σy² reduced in a fixed order).
+// Tiles: TOK = 8 tokens for hc ≤ 4 (each fn value read once per 8 tokens), 4 for hc > 4 (registers).
+constexpr int64_t kMixCols = 32;       // D columns per pass (one per lane), all hc streams of each
+constexpr int64_t kMaxArrivals = 264;  // tiles with S > 1 need ceil(kTargetCtas / tiles) ≥ 2: < 264 tiles
+
+constexpr int mix_tok(int64_t hc) {
+    return hc <= 4 ? 8 : 4;
+}
+
+struct MixPlan {
+    int64_t tok, tiles, S, chunk;  // tokens per tile, tiles, slices of D, columns per slice
+};
+
+MixPlan mix_plan(int64_t n, int64_t hc, int64_t D) {
+    MixPlan p{};
+    p.tok = mix_tok(hc);
+    p.tiles = std::max<int64_t>(ceil_div(n, p.tok), 1);
+    const int64_t Dp = std::max<int64_t>(D, 1);
+    const int64_t s_want = std::clamp<int64_t>(ceil_div(kTargetCtas, p.tiles), 1, ceil_div(Dp, kMixCols));
+    p.chunk = ceil_div(ceil_div(Dp, s_want), kMixCols) * kMixCols;
+    p.S = ceil_div(Dp, p.chunk);
+    return p;
+}
+
+struct MixArgs {
+    const float* X;     // [n, hc, D]: the streams (hc_post_pre: before the post-mix)
+    const float* F;     // [n, D] sublayer output (post only)
+    const float* post;  // [n, hc] (post only)
+    const float* comb;  // [n, hc, hc] (post only)
+    float* Xout;        // [n, hc, D] post-mixed streams (post only; never X)
+    const float *fn, *base, *scale;
+    const float* norm_w;  // [D] or null (y not normalised)
+    float *y, *post_out, *comb_out;
+    float* part;         // [n, M+1, S]
+    unsigned* arrivals;  // [tiles] when S > 1: zero on entry, left zero
+    int64_t n, D, chunk;
+    int iters;
+    float eps, norm_eps;
+};
+
+// y columns of one token, d = d0, d0 + stride, ...: y[d] = Σ_j pre_j·x[j·D + d] (cpu order), returns the
+// thread's Σy² in d order. float4 when the caller checked 16 B alignment and D % 4 == 0.
+template <int HC, bool kVec>
+__device__ __forceinline__ float mix_y(const float* x, int64_t D, const float* pre_s, int64_t d0,
+                                       int64_t stride, float* y) {
+    float pre[HC];
+#pragma unroll
+    for (int j = 0; j < HC; ++j) pre[j] = pre_s[j];
+    float ssq = 0.0f;
+    if (kVec) {
+#pragma unroll(HC <= 4 ? 4 : 2)
+        for (int64_t d = 4 * d0; d < D; d += 4 * stride) {
+            float4 xv[HC];
+#pragma unroll
+            for (int j = 0; j < HC; ++j) xv[j] = __ldcg(reinterpret_cast<const float4*>(x + j * D + d));
+            float4 v = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+#pragma unroll
+            for (int j = 0; j < HC; ++j) {
+                v.x += pre[j] * xv[j].x;
+                v.y += pre[j] * xv[j].y;
+                v.z += pre[j] * xv[j].z;
+                v.w += pre[j] * xv[j].w;
+            }
+            *reinterpret_cast<float4*>(y + d) = v;
+            ssq += v.x * v.x;
+            ssq += v.y * v.y;
+            ssq += v.z * v.z;
+            ssq += v.w * v.w;
+        }
+    } else {
+#pragma unroll 4
+        for (int64_t d = d0; d < D; d += stride) {
+            float v = 0.0f;
+#pragma unroll
+            for (int j = 0; j < HC; ++j) v += pre[j] * __ldcg(x + j * D + d);
+            y[d] = v;
+            ssq += v * v;
+        }
+    }
+    return ssq;
+}
+
+// NOTE: (kThreads, 1): with the plain bound ptxas capped hc 2/3 at 64–80 registers and spilled 16–24 B;
+// now 64–168 registers, no spills (hc 4 post: 168, one CTA per SM).
+template <int HC, bool kPost>
+__global__ void __launch_bounds__(kThreads, 1) hc_mix_fused_kernel(MixArgs a) {
+    constexpr int M = (2 + HC) * HC, TOK = mix_tok(HC), R = (M + kWarps - 1) / kWarps;
+    __shared__ float s_post[TOK][HC], s_comb[TOK][HC * HC], s_mu[TOK][M + 1], s_pre[TOK][HC];
+    __shared__ float s_red[TOK][kWarps], s_inv[TOK];
+    __shared__ unsigned s_last;
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const int64_t D = a.D, len = HC * D, S = gridDim.y, s = blockIdx.y;
+    const int64_t t0 = int64_t(blockIdx.x) * TOK;
+    const int nt = int(a.n - t0 < TOK ? a.n - t0 : TOK);
+    const int64_t d_begin = s * a.chunk, d_end = d_begin + a.chunk < D ? d_begin + a.chunk : D;
+    if (kPost) {
+        for (int i = threadIdx.x; i < nt * HC; i += kThreads) (&s_post[0][0])[i] = a.post[t0 * HC + i];
+        for (int i = threadIdx.x; i < nt * HC * HC; i += kThreads)
+            (&s_comb[0][0])[i] = a.comb[t0 * HC * HC + i];
+        __syncthreads();
+    }
+    // ---- 1 + 2: post-mix and partial dot products of this CTA's columns
+    float acc[R][TOK], ss[TOK];
+#pragma unroll
+    for (int u = 0; u < TOK; ++u) {
+        ss[u] = 0.0f;
+#pragma unroll
+        for (int r = 0; r < R; ++r) acc[r][u] = 0.0f;
+    }
+    for (int64_t c = d_begin; c < d_end; c += kMixCols) {
+        const int64_t d = c + lane;
+        const bool ok = d < d_end;
+        float x[TOK][HC];
+#pragma unroll
+        for (int u = 0; u < TOK; ++u) {
+            const bool in = ok && u < nt;
+            const float* Xu = a.X + (t0 + u) * len + d;
+            if (kPost) {
+                float xin[HC];
+#pragma unroll
+                for (int j = 0; j < HC; ++j) xin[j] = in ? Xu[j * D] : 0.0f;
+                const float f = in ? a.F[(t0 + u) * D + d] : 0.0f;
+#pragma unroll
+                for (int k = 0; k < HC; ++k) {
+                    float v = s_post[u][k] * f;
+#pragma unroll
+                    for (int j = 0; j < HC; ++j) v += s_comb[u][j * HC + k] * xin[j];
+                    x[u][k] = in ? v : 0.0f;  // s_post/s_comb of u ≥ nt are not loaded
+                }
+            } else {
+#pragma unroll
+                for (int k = 0; k < HC; ++k) x[u][k] = in ? Xu[k * D] : 0.0f;
+            }
+#pragma unroll
+            for (int k = 0; k < HC; ++k) ss[u] += x[u][k] * x[u][k];
+        }
+        if (kPost && warp == 0 && ok) {
+#pragma unroll
+            for (int u = 0; u < TOK; ++u)
+                if (u < nt) {
+#pragma unroll
+                    for (int k = 0; k < HC; ++k) a.Xout[(t0 + u) * len + k * D + d] = x[u][k];
+                }
+        }
+#pragma unroll
+        for (int r = 0; r < R; ++r) {
+            const int m = warp + kWarps * r;
+            if (m < M) {  // warp-uniform
+                const float* f = a.fn + int64_t(m) * len + d;
+                float fv[HC];
+#pragma unroll
+                for (int k = 0; k < HC; ++k) fv[k] = ok ? f[k * D] : 0.0f;
+#pragma unroll
+                for (int u = 0; u < TOK; ++u)
+#pragma unroll
+                    for (int k = 0; k < HC; ++k) acc[r][u] += fv[k] * x[u][k];
+            }
+        }
+    }
+#pragma unroll
+    for (int r = 0; r < R; ++r) {
+        const int m = warp + kWarps * r;
+        if (m < M) {
+#pragma unroll
+            for (int u = 0; u < TOK; ++u) {
+                const float v = warp_sum(acc[r][u]);
+                if (lane == 0 && u < nt) a.part[((t0 + u) * (M + 1) + m) * S + s] = v;
+            }
+        }
+    }
+    if (warp == 0) {
+#pragma unroll
+        for (int u = 0; u < TOK; ++u) {
+            const float v = warp_sum(ss[u]);
+            if (lane == 0 && u < nt) a.part[((t0 + u) * (M + 1) + M) * S + s] = v;
+        }
+    }
+    // ---- 3: the last CTA of the tile finishes it (release: every writer fences before the barrier)
+    __threadfence();
+    __syncthreads();
+    if (S > 1) {
+        if (threadIdx.x == 0)
+            s_last = atomicInc(a.arrivals + blockIdx.x, unsigned(S - 1)) == unsigned(S - 1) ? 1u : 0u;
+        __syncthreads();
+        if (s_last == 0u) return;
+        __threadfence();  // acquire: the other CTAs' partials and X' are read through L2 (__ldcg) below
+    }
+    // reduce: warp per (token, row), lanes over slices in order, 4 rows per warp in flight
+    const int nq = nt * (M + 1);
+    for (int q0 = warp; q0 < nq; q0 += 4 * kWarps) {
+        float v[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+        int64_t off[4];  // rows past nq re-read row q0 (valid), their sums are dropped
+#pragma unroll
+        for (int i = 0; i < 4; ++i) {
+            const int q = q0 + i * kWarps < nq ? q0 + i * kWarps : q0;
+            off[i] = ((t0 + q / (M + 1)) * (M + 1) + q % (M + 1)) * S;
+        }
+#pragma unroll 4
+        for (int64_t j = lane; j < S; j += 32)
+#pragma unroll
+            for (int i = 0; i < 4; ++i) v[i] += __ldcg(a.part + off[i] + j);
+#pragma unroll
+        for (int i = 0; i < 4; ++i) {
+            const int q = q0 + i * kWarps;
+            const float r = warp_sum(v[i]);
+            if (lane == 0 && q < nq) s_mu[q / (M + 1)][q % (M + 1)] = r;
+        }
+    }
+    __syncthreads();
+    for (int q = threadIdx.x; q < nt * M; q += kThreads) {  // mu = ρ·dot, pre (cpu::hc_pre's formulas)
+        const int u = q / M, m = q % M;
+        const float rho = 1.0f / sqrtf(s_mu[u][M] / float(len) + a.norm_eps);
+        const float v = s_mu[u][m] * rho;
+        s_mu[u][m] = v;
+        if (m < HC) s_pre[u][m] = sigmoid_dev(a.scale[0] * v + a.base[m]) + a.eps;
+    }
+    __syncthreads();
+    if (warp < nt)
+        sinkhorn_warp<HC>(&s_mu[warp][0], a.base, a.scale, a.iters, a.eps, a.post_out + (t0 + warp) * HC,
+                          a.comb_out + (t0 + warp) * HC * HC);
+    // y: for 1–2 tokens (decode) warps nt.. form it while warps < nt run the Sinkhorn; for more tokens all
+    // warps do, after the Sinkhorn (a few warps alone would take longer than the Sinkhorn)
+    const int yw0 = nt <= 2 ? nt : 0;
+    const int64_t ty = threadIdx.x - 32 * yw0, ny = kThreads - 32 * yw0;
+    const float* xs = kPost ? a.Xout : a.X;
+    const bool vec = D % 4 == 0 && (reinterpret_cast<uintptr_t>(xs) & 15) == 0 &&
+                     (reinterpret_cast<uintptr_t>(a.y) & 15) == 0 &&
+                     (a.norm_w == nullptr || (reinterpret_cast<uintptr_t>(a.norm_w) & 15) == 0);
+    float ssq[TOK];
+#pragma unroll
+    for (int u = 0; u < TOK; ++u) {
+        ssq[u] = 0.0f;
+        if (warp >= yw0 && u < nt) {
+            const float* xu = xs + (t0 + u) * len;
+            float* yu = a.y + (t0 + u) * D;
+            ssq[u] = vec ? mix_y<HC, true>(xu, D, s_pre[u], ty, ny, yu)
+                         : mix_y<HC, false>(xu, D, s_pre[u], ty, ny, yu);
+        }
+    }
+    // RMSNorm_w of y (cpu::rms_norm: inv = 1/sqrt(Σy²/D + eps), y·inv·w), Σy² over threads in order
+    if (a.norm_w == nullptr) return;
+#pragma unroll
+    for (int u = 0; u < TOK; ++u) {
+        const float v = warp_sum(ssq[u]);
+        if (lane == 0) s_red[u][warp] = v;
+    }
+    __syncthreads();
+    if (threadIdx.x < nt) {
+        float v = 0.0f;
+#pragma unroll
+        for (int w = 0; w < kWarps; ++w) v += s_red[threadIdx.x][w];
+        s_inv[threadIdx.x] = 1.0f / sqrtf(v / float(D) + a.norm_eps);
+    }
+    __syncthreads();
+    if (warp < yw0) return;
+#pragma unroll
+    for (int u = 0; u < TOK; ++u) {
+        if (u >= nt) continue;
+        const float inv = s_inv[u];
+        float* yu = a.y + (t0 + u) * D;
+        if (vec) {
+            for (int64_t d = 4 * ty; d < D; d += 4 * ny) {  // the thread's own y values (written above)
+                float4 v = *reinterpret_cast<const float4*>(yu + d);
+                const float4 w = *reinterpret_cast<const float4*>(a.norm_w + d);
+                v.x = v.x * inv * w.x;
+                v.y = v.y * inv * w.y;
+                v.z = v.z * inv * w.z;
+                v.w = v.w * inv * w.w;
+                *reinterpret_cast<float4*>(yu + d) = v;
+            }
+        } else {
+            for (int64_t d = ty; d < D; d += ny) yu[d] = yu[d] * inv * a.norm_w[d];
+        }
+    }
+}
+
+// Arrival counters of the fused path, per (device, stream): kMaxArrivals zeroed unsigned ints, created by
+// the first call that needs them on that stream (refused under graph capture: warm up first, as for
+// linear's GEMM scratch) and never freed. Every launch leaves them zero, so launches in stream order (and
+// graph replays on the capturing stream) can share them; two streams never do.
+Result<unsigned*> arrival_counters(cudaStream_t s) {
+    struct All {
+        std::mutex mu;
+        std::map<std::pair<int, cudaStream_t>, unsigned*> m;
+    };
+    static All* all = new All;  // NOLINT: deliberately never destroyed (process lifetime)
+    int dev = 0;
+    DSV4_CUDA_CHECK(cudaGetDevice(&dev));
+    std::lock_guard<std::mutex> lock(all->mu);
+    unsigned*& c = all->m[{dev, s}];
+    if (c) return c;
+    cudaStreamCaptureStatus cap = cudaStreamCaptureStatusNone;
+    DSV4_CUDA_CHECK(cudaStreamIsCapturing(s, &cap));
+    if (cap != cudaStreamCaptureStatusNone)
+        return error(
+            "cuda::hc_pre/hc_post_pre: the arrival counters of this stream would be allocated during CUDA "
+            "graph "
+            "capture; hint: run one forward on this stream before capturing");
+    void* p = nullptr;
+    DSV4_CUDA_CHECK(cudaMalloc(&p, size_t(kMaxArrivals) * sizeof(unsigned)));
+    if (cudaMemsetAsync(p, 0, size_t(kMaxArrivals) * sizeof(unsigned), s) != cudaSuccess) {
+        cudaFree(p);
+        return error("cuda::hc_pre: cudaMemsetAsync of the arrival counters failed");
+    }
+    c = static_cast<unsigned*>(p);
+    return c;
+}
+
+template <int HC>
+void mix_fused_launch(const MixArgs& a, dim3 grid, bool post, cudaStream_t s) {
+    if (post)
+        hc_mix_fused_kernel<HC, true><<<grid, kThreads, 0, s>>>(a);
     else
-        hc_finish_kernel<false><<<g2, kThreads, 0, s>>>(X, int(hc), D, work, p.S, base, scale, iters,
-                                                        float(hc_eps), float(norm_eps), p.cols, y, post,
-                                                        comb);
-    DSV4_CUDA_LAUNCH_CHECK("hc_finish_kernel");
+        hc_mix_fused_kernel<HC, false><<<grid, kThreads, 0, s>>>(a);
+}
+
+Status hc_fused_launch(MixArgs a, int64_t hc, bool post, cudaStream_t s) {
+    const MixPlan p = mix_plan(a.n, hc, a.D);
+    a.chunk = p.chunk;
+    a.arrivals = nullptr;
+    if (p.S > 1) {
+        if (p.tiles > kMaxArrivals)
+            return error("cuda::hc_pre: {} tiles exceed the arrival counters", p.tiles);
+        DSV4_TRY_ASSIGN(a.arrivals, arrival_counters(s));
+    }
+    const dim3 grid(unsigned(p.tiles), unsigned(p.S));
+    switch (hc) {
+        case 1:
+            mix_fused_launch<1>(a, grid, post, s);
+            break;
+        case 2:
+            mix_fused_launch<2>(a, grid, post, s);
+            break;
+        case 3:
+            mix_fused_launch<3>(a, grid, post, s);
+            break;
+        case 4:
+            mix_fused_launch<4>(a, grid, post, s);
+            break;
+        case 5:
+            mix_fused_launch<5>(a, grid, post, s);
+            break;
+        case 6:
+            mix_fused_launch<6>(a, grid, post, s);
+            break;
+        case 7:
+            mix_fused_launch<7>(a, grid, post, s);
+            break;
+        default:
+            mix_fused_launch<8>(a, grid, post, s);
+            break;
+    }
+    DSV4_CUDA_LAUNCH_CHECK("hc_mix_fused_kernel");
     return Status::ok();
 }
 
@@ -387,21 +727,50 @@ __global__ void hc_expand_kernel(const float* h, int64_t n, int hc, int64_t D, f
 
 int64_t hc_work_floats(int64_t n, int64_t hc, int64_t D) {
     if (n <= 0 || hc < 1 || D <= 0) return 0;
-    return n * ((2 + hc) * hc + 1) * hc_plan(n, hc, D).S;
+    const int64_t S = std::max(hc_plan(n, hc, D).S, mix_plan(n, hc, D).S);  // head split path, fused path
+    return n * ((2 + hc) * hc + 1) * S;
 }
 
 Status hc_pre(const float* X, int64_t n, int64_t hc, int64_t D, const float* fn, const float* base,
               const float* scale, int sinkhorn_iters, double hc_eps, double norm_eps, float* y, float* post,
-              float* comb, cudaStream_t s, float* work) {
+              float* comb, cudaStream_t s, float* work, const float* norm_w) {
     if (hc < 1 || hc > kMaxHc) return error("cuda::hc_pre: hc_mult {} outside [1, {}]", hc, kMaxHc);
     if (n == 0) return Status::ok();
-    if (work != nullptr && D > 0)
-        return hc_split_launch(X, n, hc, D, fn, base, scale, sinkhorn_iters, hc_eps, norm_eps, y, post, comb,
-                               work, false, s);
+    if (work != nullptr && D > 0) {
+        MixArgs a{};
+        a.X = X;
+        a.fn = fn, a.base = base, a.scale = scale, a.norm_w = norm_w;
+        a.y = y, a.post_out = post, a.comb_out = comb, a.part = work;
+        a.n = n, a.D = D, a.iters = sinkhorn_iters;
+        a.eps = float(hc_eps), a.norm_eps = float(norm_eps);
+        return hc_fused_launch(a, hc, false, s);
+    }
     hc_pre_kernel<<<unsigned(n), kThreads, 0, s>>>(X, int(hc), D, fn, base, scale, sinkhorn_iters,
                                                    float(hc_eps), float(norm_eps), y, post, comb);
     DSV4_CUDA_LAUNCH_CHECK("hc_pre_kernel");
+    if (norm_w != nullptr) return rms_norm(y, n, D, norm_w, norm_eps, y, s);
     return Status::ok();
+}
+
+Status hc_post_pre(const float* X, const float* F, const float* post, const float* comb, int64_t n,
+                   int64_t hc, int64_t D, float* Xout, const float* fn, const float* base, const float* scale,
+                   int sinkhorn_iters, double hc_eps, double norm_eps, const float* norm_w, float* y,
+                   float* post_out, float* comb_out, float* work, cudaStream_t s) {
+    if (hc < 1 || hc > kMaxHc) return error("cuda::hc_post_pre: hc_mult {} outside [1, {}]", hc, kMaxHc);
+    if (X == Xout) return error("cuda::hc_post_pre: Xout must not alias X");
+    if (n == 0) return Status::ok();
+    if (work == nullptr || D <= 0) {  // unfused composition (no workspace)
+        DSV4_TRY(hc_post(X, F, post, comb, n, hc, D, Xout, s));
+        return hc_pre(Xout, n, hc, D, fn, base, scale, sinkhorn_iters, hc_eps, norm_eps, y, post_out,
+                      comb_out, s, nullptr, norm_w);
+    }
+    MixArgs a{};
+    a.X = X, a.F = F, a.post = post, a.comb = comb, a.Xout = Xout;
+    a.fn = fn, a.base = base, a.scale = scale, a.norm_w = norm_w;
+    a.y = y, a.post_out = post_out, a.comb_out = comb_out, a.part = work;
+    a.n = n, a.D = D, a.iters = sinkhorn_iters;
+    a.eps = float(hc_eps), a.norm_eps = float(norm_eps);
+    return hc_fused_launch(a, hc, true, s);
 }
 
 Status hc_post(const float* X, const float* F, const float* post, const float* comb, int64_t n, int64_t hc,
@@ -417,8 +786,7 @@ Status hc_head(const float* X, int64_t n, int64_t hc, int64_t D, const float* fn
     if (hc < 1 || hc > kMaxHc) return error("cuda::hc_head: hc_mult {} outside [1, {}]", hc, kMaxHc);
     if (n == 0) return Status::ok();
     if (work != nullptr && D > 0)
-        return hc_split_launch(X, n, hc, D, fn, base, scale, 0, hc_eps, norm_eps, z, nullptr, nullptr, work,
-                               true, s);
+        return hc_head_split_launch(X, n, hc, D, fn, base, scale, hc_eps, norm_eps, z, work, s);
     hc_head_kernel<<<unsigned(n), kThreads, 0, s>>>(X, int(hc), D, fn, base, scale, float(hc_eps),
                                                     float(norm_eps), z);
     DSV4_CUDA_LAUNCH_CHECK("hc_head_kernel");

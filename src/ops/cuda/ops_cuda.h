@@ -94,13 +94,23 @@ Status scale(float* x, int64_t count, float a, cudaStream_t s);
 
 // ---- hc_sm90.cu (fn [(2+hc)·hc, hc·D], base [(2+hc)·hc], scale [3]; head: fn [hc, hc·D], base [hc], scale
 // [1]). work: null = one CTA per token (phase A); else a device buffer of ≥ hc_work_floats(n, hc, D)
-// floats (the same n, hc, D; one buffer serves hc_pre and hc_head) = the K-split path, any n: partial dot
-// products over slices of hc·D on many CTAs, then a fixed-order reduction (deterministic).
-// docs/kernels/hc.md.
+// floats (the same n, hc, D; one buffer serves hc_pre, hc_post_pre and hc_head) = the split paths, any n:
+// partial dot products over slices on many CTAs, then a fixed-order reduction (deterministic). hc_pre and
+// hc_post_pre with a workspace are ONE launch (the last CTA of each token tile finishes it) and use
+// per-stream arrival counters created by the first such call on a stream (refused under graph capture:
+// run one forward on the stream first). docs/kernels/hc.md.
+// norm_w [D] (optional): y = RMSNorm_{norm_w}(y) with eps norm_eps (the model uses rms_norm_eps for both).
 int64_t hc_work_floats(int64_t n, int64_t hc, int64_t D);
 Status hc_pre(const float* X, int64_t n, int64_t hc, int64_t D, const float* fn, const float* base,
               const float* scale, int sinkhorn_iters, double hc_eps, double norm_eps, float* y, float* post,
-              float* comb, cudaStream_t s, float* work = nullptr);
+              float* comb, cudaStream_t s, float* work = nullptr, const float* norm_w = nullptr);
+// One site boundary: Xout = hc_post(X, F, post, comb), then (y, post_out, comb_out) = hc_pre(Xout) of the
+// next site (fn, base, scale) and y = RMSNorm_{norm_w}(y) when norm_w is non-null. post_out/comb_out may
+// alias post/comb; Xout must not alias X. work: as above (null: hc_post + phase-A hc_pre + rms_norm).
+Status hc_post_pre(const float* X, const float* F, const float* post, const float* comb, int64_t n,
+                   int64_t hc, int64_t D, float* Xout, const float* fn, const float* base, const float* scale,
+                   int sinkhorn_iters, double hc_eps, double norm_eps, const float* norm_w, float* y,
+                   float* post_out, float* comb_out, float* work, cudaStream_t s);
 Status hc_post(const float* X, const float* F, const float* post, const float* comb, int64_t n, int64_t hc,
                int64_t D, float* Xout, cudaStream_t s);
 Status hc_head(const float* X, int64_t n, int64_t hc, int64_t D, const float* fn, const float* base,
