@@ -179,15 +179,17 @@ MemPlan plan_memory(const Dsv4Config& cfg, const std::vector<InventoryEntry>& in
     const int64_t n_chunk = std::min(chunk, max_prefill);
     int64_t dec = call_workspace_bytes(cfg, L, max_batch, max_batch, true);
     int64_t pre = call_workspace_bytes(cfg, L, n_chunk, 1, false);
-    int64_t st_dec = 0, st_pre = 0;
+    int64_t st_dec = 0, st_pre = 0, dec_layer = 0, pre_layer = 0;
     for (int il = 0; il < L; ++il) {
-        dec += layer_workspace_bytes(cfg, il, max_batch, decode_ctx, true);
-        pre += layer_workspace_bytes(cfg, il, n_chunk, max_prefill, false);
+        // the forward rewinds its workspace after every layer: the largest layer counts, once
+        dec_layer = std::max(dec_layer, layer_workspace_bytes(cfg, il, max_batch, decode_ctx, true));
+        pre_layer = std::max(pre_layer, layer_workspace_bytes(cfg, il, n_chunk, max_prefill, false));
         // B clones at the longest context + one base state per context; the prefill's own state
         st_dec += max_batch * layer_state_bytes(cfg, il, max_ctx_decode, steps) +
                   n_contexts * layer_state_bytes(cfg, il, max_ctx_decode, 0);
         st_pre += layer_state_bytes(cfg, il, max_prefill, chunk);
     }
+    dec += dec_layer, pre += pre_layer;
     p.state = double(std::max(st_dec, st_pre));
     p.workspace = 1.25 * double(std::max(dec, pre));
     // linear's GEMM scratch (≤ 352 MB), cuBLAS handles, the ceiling measurements' buffers, allocator slack
@@ -286,7 +288,7 @@ void add_cmd_bench(CLI::App& app) {
         auto plan_str = [&](const MemPlan& p) {
             return fmt::format(
                 "{:.1f} GiB = weights {:.1f} ({:.2f}/layer + {:.2f} embed/head) + decode state {:.1f} (b={} "
-                "ctx={}) + workspace {:.1f} (prefill chunk {} / decode b={}; not rewound between layers) + "
+                "ctx={}) + workspace {:.1f} (prefill chunk {} / decode b={}, largest layer) + "
                 "reserve {:.1f}",
                 p.total() / kGiB, (p.weights + p.global) / kGiB, p.weights / kGiB / p.layers, p.global / kGiB,
                 p.state / kGiB, max_batch, max_dctx, p.workspace / kGiB, std::min(o->chunk, max_ctx),

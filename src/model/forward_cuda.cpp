@@ -442,8 +442,7 @@ struct CudaForward::Impl {
         float *a, *z;
         DSV4_TRY_ASSIGN(a, ws.get<float>(N * cd));
         DSV4_TRY_ASSIGN(z, ws.get<float>(N * cd));
-        DSV4_TRY(cuda::linear(x, N, D, wkv, a, cd, stream));
-        DSV4_TRY(cuda::linear(x, N, D, wgate, z, cd, stream));
+        DSV4_TRY(nlinear_multi({{x, D, wkv, a, cd}, {x, D, wgate, z, cd}}, N));
         if (S.dec) {  // entries buffers were reserved and the table built at the start of the step
             DSV4_TRY(cuda::compressor_decode(a, z, ape, S.dec_layer(il), N, index_keys ? 1 : 0, m, c0.c, d,
                                              nrm, cfg.rms_norm_eps, rd, inv_compress, stream));
@@ -542,14 +541,14 @@ struct CudaForward::Impl {
         DSV4_TRY_ASSIGN(q, ws.get<float>(N * H * dh));
         DSV4_TRY_ASSIGN(kv, ws.get<float>(N * dh));
         // 1. queries
-        DSV4_TRY(nlinear(x, N, D, L.wq_a, cq, rq));
+        // wq_a and wkv read the same x: one launch under exact numerics
+        DSV4_TRY(nlinear_multi({{x, D, L.wq_a, cq, rq}, {x, D, L.wkv, kv, dh}}, N));
         DSV4_TRY(cuda::rms_norm(cq, N, rq, L.q_norm, eps, cq, stream));
         DSV4_TRY(nlinear(cq, N, rq, L.wq_b, q, H * dh));
         DSV4_TRY(cuda::rms_norm(q, N * H, dh, nullptr, eps, q, stream));
         DSV4_TRY(cuda::rope(q, N, H, dh, nope, rd / 2, S.pos, inv, false, stream));
         mark("attn.q");
         // 2. the shared K=V head
-        DSV4_TRY(nlinear(x, N, D, L.wkv, kv, dh));
         DSV4_TRY(cuda::rms_norm(kv, N, dh, L.kv_norm, eps, kv, stream));
         DSV4_TRY(cuda::rope(kv, N, 1, dh, nope, rd / 2, S.pos, inv, false, stream));
         if (ref) DSV4_TRY(cuda::fp8_roundtrip_rows(kv, dh, kv, dh, N, nope, 64, stream));
@@ -613,9 +612,10 @@ struct CudaForward::Impl {
         DSV4_TRY(cuda::rope(o, N, H, dh, nope, rd / 2, S.pos, inv, true, stream));
         mark("attn.core");
         const int64_t gin = H * dh / G;
+        std::vector<cuda::LinearSeg> wo_a;  // the G groups in one launch (few tokens)
         for (int64_t g = 0; g < G; ++g)
-            DSV4_TRY(
-                cuda::linear(o + g * gin, N, H * dh, L.wo_a.rows(g * ro, ro), u + g * ro, G * ro, stream));
+            wo_a.push_back({o + g * gin, H * dh, L.wo_a.rows(g * ro, ro), u + g * ro, G * ro});
+        DSV4_TRY(cuda::linear_multi(wo_a.data(), int(wo_a.size()), N, stream));
         DSV4_TRY(nlinear(u, N, G * ro, L.wo_b, out, D));  // wo_a above: REF runs it unrounded
         mark("attn.out");
         return Status::ok();
@@ -640,8 +640,7 @@ struct CudaForward::Impl {
         DSV4_TRY_ASSIGN(g, ws.get<float>(n * Is));
         DSV4_TRY_ASSIGN(u, ws.get<float>(n * Is));
         DSV4_TRY_ASSIGN(h, ws.get<float>(n * Is));
-        DSV4_TRY(nlinear(x, n, D, L.sh_w1, g, Is));
-        DSV4_TRY(nlinear(x, n, D, L.sh_w3, u, Is));
+        DSV4_TRY(nlinear_multi({{x, D, L.sh_w1, g, Is}, {x, D, L.sh_w3, u, Is}}, n));
         DSV4_TRY(cuda::swiglu_clamp(g, u, n, Is, Is, cfg.swiglu_limit, h, stream));
         DSV4_TRY(nlinear(h, n, Is, L.sh_w2, out, D));
         mark("moe.shared");
@@ -673,9 +672,9 @@ struct CudaForward::Impl {
             xe = xr;
         }
         DSV4_TRY(cuda::linear_grouped(xe, np, D, k, L.w1, L.w1_proto, perm, chunks, n_chunks, max_chunks, G,
-                                      I, stream));
+                                      I, stream, n));
         DSV4_TRY(cuda::linear_grouped(xe, np, D, k, L.w3, L.w1_proto, perm, chunks, n_chunks, max_chunks, U,
-                                      I, stream));
+                                      I, stream, n));
         DSV4_TRY(cuda::swiglu_clamp(G, U, np, I, I, cfg.swiglu_limit, Hh, stream));
         if (ref) {
             DSV4_TRY(cuda::scale_rows(Hh, np, I, I, wsel, stream));
@@ -686,7 +685,7 @@ struct CudaForward::Impl {
             wcomb = ones;
         }
         DSV4_TRY(cuda::linear_grouped(Hh, np, I, 1, L.w2, L.w2_proto, perm, chunks, n_chunks, max_chunks, Y,
-                                      D, stream));
+                                      D, stream, n));
         DSV4_TRY(cuda::moe_combine(Y, wcomb, n, k, D, out, stream));
         mark("moe.routed");
         return Status::ok();
@@ -737,6 +736,14 @@ struct CudaForward::Impl {
         return cuda::linear(xr, n, K, w, y, ldy, stream);
     }
 
+    // Linears over the same rows: under exact numerics one cuda::linear_multi (a launch per weight format
+    // for few tokens, plain linears otherwise); under reference numerics each through nlinear.
+    Status nlinear_multi(std::initializer_list<cuda::LinearSeg> segs, int64_t n) const {
+        if (!ref) return cuda::linear_multi(segs.begin(), int(segs.size()), n, stream);
+        for (const cuda::LinearSeg& g : segs) DSV4_TRY(nlinear(g.x, n, g.ldx, g.w, g.y, g.ldy));
+        return Status::ok();
+    }
+
     // Kernels of one step from the embedding to the LM head, on `stream`: no host<->device copy, no host
     // sync, no allocation but the workspace (so the whole sequence can be recorded by stream capture).
     // lg: the logits [n_out, V] in the workspace.
@@ -760,6 +767,7 @@ struct CudaForward::Impl {
         const int iters = cfg.hc_sinkhorn_iters;
         for (int il = 0; il < cfg.num_hidden_layers; ++il) {
             const DevLayer& L = layers[size_t(il)];
+            const auto layer_ws = ws.cursor();  // a layer's scratch is reused by the next one
             // one launch per site boundary (docs/kernels/hc.md): post-mix of the sublayer just run, pre-mix
             // of the next site, its RMSNorm; post/comb are overwritten in place
             if (il == 0) {
@@ -783,6 +791,7 @@ struct CudaForward::Impl {
                 DSV4_TRY(cuda::hc_post(X2, sub, post, comb, N, hc, D, X, stream));
                 mark("hc_post");
             }
+            ws.rewind(layer_ws);
         }
         // head: the rows that want logits, streams collapsed, final norm, LM head
         float *Xs = X, *z;
