@@ -461,11 +461,19 @@ __global__ void __launch_bounds__(kGemvThreads)
     gemv_body<DT, T>(x, n, ldx, 1, w, nullptr, nullptr, nullptr, nullptr, y, ldy, G, blockIdx.x - c0);
 }
 
-// Threads per row group: the fewest (≥ one warp) whose 16-byte chunks cover a row in one pass, at most
-// the whole CTA.
-int gemv_group_threads(int64_t chunks_per_row) {
+// Threads per row group: one warp (no cross-warp reduction, each lane streams its chunks with the next one
+// prefetched) unless that leaves fewer than kGemvMinCtas CTAs for the whole launch (small N); then wider
+// groups, up to the CTA, as long as a row still has a chunk per thread. ny: the launch's CTAs along y.
+constexpr int64_t kGemvMinCtas = 2 * 132;
+int gemv_group_threads(int64_t chunks_per_row, int64_t n_rows, int rows_per_group, int64_t ny) {
     int g = 32;
-    while (g < kGemvThreads && g < chunks_per_row) g *= 2;
+    auto ctas = [&](int gg) {
+        return ((n_rows + (kGemvThreads / gg) * rows_per_group - 1) /
+                ((kGemvThreads / gg) * rows_per_group)) *
+               ny;
+    };
+    while (g < kGemvThreads && 2 * g <= std::max<int64_t>(chunks_per_row, 32) && ctas(g) < kGemvMinCtas)
+        g *= 2;
     return g;
 }
 
@@ -575,7 +583,10 @@ int gemv_tokens(int64_t rows) {
 template <DType DT, int T>
 void launch_gemv(int64_t max_chunks, const float* x, int64_t n, int64_t ldx, int64_t x_div,
                  const DevWeight& w, const DevWeight* table, const int32_t* perm, const int32_t* chunks,
-                 const int32_t* n_chunks, float* y, int64_t ldy, int G, cudaStream_t s) {
+                 const int32_t* n_chunks, float* y, int64_t ldy, cudaStream_t s) {
+    // grouped: the chunks that hold pairs are at most n (= n_pairs) of the max_chunks slots
+    const int64_t ny = chunks ? std::min<int64_t>(max_chunks, n) : int64_t(ceil_div_u(n, T));
+    const int G = gemv_group_threads(w.n_cols / Fmt<DT>::kElems, w.n_rows, gemv_rows<DT, T>(), ny);
     const dim3 grid(ceil_div_u(w.n_rows, (kGemvThreads / G) * gemv_rows<DT, T>()),
                     chunks ? unsigned(max_chunks) : ceil_div_u(n, T));
     gemv_kernel<DT, T>
@@ -586,7 +597,8 @@ template <DType DT, int T>
 void launch_gemv_multi(GemvSegs& sg, int64_t n, cudaStream_t s) {
     unsigned ctas = 0;
     for (int i = 0; i < sg.n; ++i) {
-        sg.G[i] = gemv_group_threads(sg.w[i].n_cols / Fmt<DT>::kElems);
+        sg.G[i] = gemv_group_threads(sg.w[i].n_cols / Fmt<DT>::kElems, sg.w[i].n_rows, gemv_rows<DT, T>(),
+                                     int64_t(ceil_div_u(n, T)) * sg.n);
         sg.cta0[i] = ctas;
         ctas += ceil_div_u(sg.w[i].n_rows, (kGemvThreads / sg.G[i]) * gemv_rows<DT, T>());
     }
@@ -623,24 +635,20 @@ Status launch(const float* x, int64_t n, int64_t ldx, int64_t x_div, const DevWe
         // FP4 passes of 8 tokens would spill: 4 at most (a chunk of more pairs takes two passes)
         const int T = std::min(gemv_tokens(chunks ? std::min<int64_t>(tok_hint, kLinearTok) : n),
                                DT == DType::fp4_e2m1 ? 4 : 8);
-        const int G = gemv_group_threads(w.n_cols / Fmt<DT>::kElems);
         switch (T) {
             case 1:
-                launch_gemv<DT, 1>(max_chunks, x, n, ldx, x_div, w, table, perm, chunks, n_chunks, y, ldy, G,
-                                   s);
+                launch_gemv<DT, 1>(max_chunks, x, n, ldx, x_div, w, table, perm, chunks, n_chunks, y, ldy, s);
                 break;
             case 2:
-                launch_gemv<DT, 2>(max_chunks, x, n, ldx, x_div, w, table, perm, chunks, n_chunks, y, ldy, G,
-                                   s);
+                launch_gemv<DT, 2>(max_chunks, x, n, ldx, x_div, w, table, perm, chunks, n_chunks, y, ldy, s);
                 break;
             case 4:
-                launch_gemv<DT, 4>(max_chunks, x, n, ldx, x_div, w, table, perm, chunks, n_chunks, y, ldy, G,
-                                   s);
+                launch_gemv<DT, 4>(max_chunks, x, n, ldx, x_div, w, table, perm, chunks, n_chunks, y, ldy, s);
                 break;
             default:
                 if constexpr (DT != DType::fp4_e2m1)
                     launch_gemv<DT, 8>(max_chunks, x, n, ldx, x_div, w, table, perm, chunks, n_chunks, y, ldy,
-                                       G, s);
+                                       s);
         }
         DSV4_CUDA_LAUNCH_CHECK("gemv_kernel");
         return Status::ok();
@@ -1144,7 +1152,8 @@ Status linear_multi(const LinearSeg* segs, int n_segs, int64_t n, cudaStream_t s
 }
 
 int64_t moe_max_chunks(int64_t n_pairs, int64_t E) {
-    return (n_pairs + kLinearTok - 1) / kLinearTok + E;
+    // every chunk holds ≥ 1 pair; experts split at most once per kLinearTok pairs
+    return std::max<int64_t>(1, std::min(n_pairs, (n_pairs + kLinearTok - 1) / kLinearTok + E));
 }
 
 Status moe_group(const int32_t* esel, int64_t n_pairs, int64_t E, int32_t* perm, int32_t* chunks,
