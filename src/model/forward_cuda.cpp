@@ -285,7 +285,7 @@ struct CudaForward::Impl {
     // Numerics::reference: the REF roundings of model/numerics.cpp at the CPU's points (attention.cpp,
     // compressor.cpp, moe.cpp); fp32 128x128 scales of the weights the FP8 GEMM serves, by data pointer.
     bool ref = false;
-    bool fp8_gemm_on = true;  // DSV4_FP8_GEMM=0: every reference linear rounds x and calls cuda::linear
+    bool fp8_gemm_on = false;  // DSV4_FP8_GEMM=1 only: the cuBLASLt path gave wrong results on H200 (#6)
     std::map<const void*, const float*> fp8_scales;
     void mark(const char* name) const { prof.mark(name, stream); }
     GraphMode graph_mode = GraphMode::reuse;
@@ -1040,7 +1040,7 @@ Result<std::unique_ptr<CudaForward>> CudaForward::create(const Dsv4Config& cfg, 
     f->impl_->cfg = cfg;
     f->impl_->ref = reference_numerics;
     const char* fg = std::getenv("DSV4_FP8_GEMM");
-    f->impl_->fp8_gemm_on = !(fg && std::string(fg) == "0");
+    f->impl_->fp8_gemm_on = fg && std::string(fg) == "1";
     const char* p = std::getenv("DSV4_CUDA_PROFILE");
     f->impl_->prof.on = p && *p && *p != '0';
     const char* g = std::getenv("DSV4_CUDA_GRAPHS");
