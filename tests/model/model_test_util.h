@@ -12,7 +12,23 @@
 #include "model/model.h"
 #include "model/tiny.h"
 
+#if DSV4_HAVE_CUDA
+#include "ops/cuda/ops_cuda.h"
+#endif
+
 namespace dsv4::testing {
+
+// A CUDA device to run on (false in a build without CUDA); GPU tests skip without one.
+inline bool have_device() {
+#if DSV4_HAVE_CUDA
+    return cuda::device_available();
+#else
+    return false;
+#endif
+}
+
+#define DSV4_REQUIRE_DEVICE() \
+    if (!::dsv4::testing::have_device()) GTEST_SKIP() << "no CUDA device (or a build without CUDA)"
 
 inline LoadOptions quiet_cpu() {
     LoadOptions o;

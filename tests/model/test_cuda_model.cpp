@@ -22,16 +22,7 @@ namespace {
 
 using testing::max_row_rel_err;
 
-bool have_device() {
-#if DSV4_HAVE_CUDA
-    return cuda::device_available();
-#else
-    return false;
-#endif
-}
-
-#define DSV4_REQUIRE_DEVICE() \
-    if (!have_device()) GTEST_SKIP() << "no CUDA device (or a build without CUDA)"
+using testing::have_device;
 
 std::unique_ptr<Model> load(const std::string& dir, const std::string& backend) {
     LoadOptions o;

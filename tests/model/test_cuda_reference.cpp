@@ -23,16 +23,7 @@ namespace {
 
 using testing::max_row_rel_err;
 
-bool have_device() {
-#if DSV4_HAVE_CUDA
-    return cuda::device_available();
-#else
-    return false;
-#endif
-}
-
-#define DSV4_REQUIRE_DEVICE() \
-    if (!have_device()) GTEST_SKIP() << "no CUDA device (or a build without CUDA)"
+using testing::have_device;
 
 const std::string& quantized_dir() {
     static const std::string dir = [] {

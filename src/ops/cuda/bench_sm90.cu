@@ -47,14 +47,6 @@ __global__ void fill_f32_kernel(float* p, int64_t n, uint64_t seed) {
     }
 }
 
-#define DSV4_CUBLAS_CHECK(expr)                                                                \
-    do {                                                                                       \
-        cublasStatus_t dsv4_blas_s_ = (expr);                                                  \
-        if (dsv4_blas_s_ != CUBLAS_STATUS_SUCCESS)                                             \
-            return ::dsv4::error("{}:{}: cuBLAS error in '{}': {}", __FILE__, __LINE__, #expr, \
-                                 cublasGetStatusString(dsv4_blas_s_));                         \
-    } while (0)
-
 // Runs the registered releases (frees, destroys) in reverse order when the measurement returns.
 struct Cleanup {
     std::vector<std::function<void()>> fns;
@@ -62,6 +54,15 @@ struct Cleanup {
         for (auto it = fns.rbegin(); it != fns.rend(); ++it) (*it)();
     }
 };
+
+// The start/stop events of a timed loop, destroyed with c.
+Status timing_events(Cleanup& c, cudaEvent_t& e0, cudaEvent_t& e1) {
+    DSV4_CUDA_CHECK(cudaEventCreate(&e0));
+    c.fns.push_back([e0] { cudaEventDestroy(e0); });
+    DSV4_CUDA_CHECK(cudaEventCreate(&e1));
+    c.fns.push_back([e1] { cudaEventDestroy(e1); });
+    return Status::ok();
+}
 
 Status dev_alloc(Cleanup& c, void** p, int64_t bytes) {
     DSV4_CUDA_CHECK(cudaMalloc(p, size_t(bytes)));
@@ -145,10 +146,7 @@ Result<double> measure_fp8_gemm_tflops(int64_t M, int64_t N, int64_t K, int reps
         return error("measure_fp8_gemm_tflops: no cuBLASLt FP8 algorithm for M={} N={} K={}", M, N, K);
     const float alpha = 1.0f, beta = 0.0f;
     cudaEvent_t e0, e1;
-    DSV4_CUDA_CHECK(cudaEventCreate(&e0));
-    c.fns.push_back([e0] { cudaEventDestroy(e0); });
-    DSV4_CUDA_CHECK(cudaEventCreate(&e1));
-    c.fns.push_back([e1] { cudaEventDestroy(e1); });
+    DSV4_TRY(timing_events(c, e0, e1));
     std::vector<float> ms;
     for (int r = 0; r < reps + 2; ++r) {
         DSV4_CUDA_CHECK(cudaEventRecord(e0));
@@ -181,10 +179,7 @@ Result<double> measure_sgemm_tflops(int64_t M, int64_t N, int64_t K, int reps) {
     DSV4_CUBLAS_CHECK(cublasSetMathMode(h, CUBLAS_PEDANTIC_MATH));
     const float alpha = 1.0f, beta = 0.0f;
     cudaEvent_t e0, e1;
-    DSV4_CUDA_CHECK(cudaEventCreate(&e0));
-    c.fns.push_back([e0] { cudaEventDestroy(e0); });
-    DSV4_CUDA_CHECK(cudaEventCreate(&e1));
-    c.fns.push_back([e1] { cudaEventDestroy(e1); });
+    DSV4_TRY(timing_events(c, e0, e1));
     std::vector<float> ms;
     for (int r = 0; r < reps + 2; ++r) {
         DSV4_CUDA_CHECK(cudaEventRecord(e0));
@@ -325,10 +320,7 @@ Result<Fp8GemmBench> bench_fp8_gemm(int64_t groups, int64_t M, int64_t N, int64_
     if (!(r.rel_err <= 1e-2))
         return error("bench_fp8_gemm: M={} N={} K={}: rel err {} vs the fp32 path", M, N, K, r.rel_err);
     cudaEvent_t e0, e1;
-    DSV4_CUDA_CHECK(cudaEventCreate(&e0));
-    c.fns.push_back([e0] { cudaEventDestroy(e0); });
-    DSV4_CUDA_CHECK(cudaEventCreate(&e1));
-    c.fns.push_back([e1] { cudaEventDestroy(e1); });
+    DSV4_TRY(timing_events(c, e0, e1));
     std::vector<float> ms;
     int64_t next = 0;
     for (int rep = 0; rep < reps + 2; ++rep) {

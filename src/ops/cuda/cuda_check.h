@@ -22,3 +22,12 @@
             return ::dsv4::error("{}:{}: launch of {} failed: {}", __FILE__, __LINE__, name, \
                                  cudaGetErrorString(dsv4_cuda_e_));                          \
     } while (0)
+
+// A cuBLAS / cuBLASLt call (the file using it includes cublas_v2.h or cublasLt.h).
+#define DSV4_CUBLAS_CHECK(expr)                                                                \
+    do {                                                                                       \
+        cublasStatus_t dsv4_blas_s_ = (expr);                                                  \
+        if (dsv4_blas_s_ != CUBLAS_STATUS_SUCCESS)                                             \
+            return ::dsv4::error("{}:{}: cuBLAS error in '{}': {}", __FILE__, __LINE__, #expr, \
+                                 cublasGetStatusString(dsv4_blas_s_));                         \
+    } while (0)

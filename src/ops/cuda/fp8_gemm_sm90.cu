@@ -20,14 +20,6 @@ namespace dsv4::cuda {
 
 namespace {
 
-#define DSV4_LT_CHECK(expr)                                                                      \
-    do {                                                                                         \
-        cublasStatus_t dsv4_lt_s_ = (expr);                                                      \
-        if (dsv4_lt_s_ != CUBLAS_STATUS_SUCCESS)                                                 \
-            return ::dsv4::error("{}:{}: cuBLASLt error in '{}': {}", __FILE__, __LINE__, #expr, \
-                                 cublasGetStatusString(dsv4_lt_s_));                             \
-    } while (0)
-
 constexpr size_t kLtWorkspace = size_t(32) << 20;
 
 int64_t round_up(int64_t a, int64_t b) {
@@ -72,7 +64,7 @@ Result<LtCtx*> lt_ctx(cudaStream_t s) {
     auto& c = all[{dev, s}];
     if (!c) {
         auto n = std::make_unique<LtCtx>();
-        DSV4_LT_CHECK(cublasLtCreate(&n->h));
+        DSV4_CUBLAS_CHECK(cublasLtCreate(&n->h));
         DSV4_CUDA_CHECK(cudaMalloc(&n->ws, kLtWorkspace));
         c = std::move(n);
     }
@@ -81,21 +73,21 @@ Result<LtCtx*> lt_ctx(cudaStream_t s) {
 
 Status build_plan(LtCtx& c, const PlanKey& key, Plan& p) {
     const auto [M, N, K, ldy, align_d] = key;
-    DSV4_LT_CHECK(cublasLtMatmulDescCreate(&p.desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+    DSV4_CUBLAS_CHECK(cublasLtMatmulDescCreate(&p.desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
     const cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
     const int32_t mode_a = CUBLASLT_MATMUL_MATRIX_SCALE_BLK128x128_32F,
                   mode_b = CUBLASLT_MATMUL_MATRIX_SCALE_VEC128_32F;
-    DSV4_LT_CHECK(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof(ta)));
-    DSV4_LT_CHECK(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof(tb)));
-    DSV4_LT_CHECK(
+    DSV4_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof(ta)));
+    DSV4_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof(tb)));
+    DSV4_CUBLAS_CHECK(
         cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_A_SCALE_MODE, &mode_a, sizeof(mode_a)));
-    DSV4_LT_CHECK(
+    DSV4_CUBLAS_CHECK(
         cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_B_SCALE_MODE, &mode_b, sizeof(mode_b)));
-    DSV4_LT_CHECK(cublasLtMatrixLayoutCreate(&p.la, CUDA_R_8F_E4M3, uint64_t(K), uint64_t(N), K));
-    DSV4_LT_CHECK(cublasLtMatrixLayoutCreate(&p.lb, CUDA_R_8F_E4M3, uint64_t(K), uint64_t(M), K));
-    DSV4_LT_CHECK(cublasLtMatrixLayoutCreate(&p.ld, CUDA_R_32F, uint64_t(N), uint64_t(M), ldy));
+    DSV4_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p.la, CUDA_R_8F_E4M3, uint64_t(K), uint64_t(N), K));
+    DSV4_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p.lb, CUDA_R_8F_E4M3, uint64_t(K), uint64_t(M), K));
+    DSV4_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p.ld, CUDA_R_32F, uint64_t(N), uint64_t(M), ldy));
     cublasLtMatmulPreference_t pref = nullptr;
-    DSV4_LT_CHECK(cublasLtMatmulPreferenceCreate(&pref));
+    DSV4_CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref));
     const uint64_t ws_bytes = kLtWorkspace;
     const uint32_t a256 = 256;
     cublasStatus_t st = cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
@@ -231,13 +223,13 @@ Status fp8_gemm(const float* x, int64_t n, int64_t ldx, const WeightRef& w, cons
                 "ldy={} (check fp8_gemm_available first)",
                 M, N, K, ldy);
         // The scale pointers are per call; the descriptor is read when the call is enqueued.
-        DSV4_LT_CHECK(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, &w_scale,
-                                                     sizeof(w_scale)));
-        DSV4_LT_CHECK(
+        DSV4_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER,
+                                                         &w_scale, sizeof(w_scale)));
+        DSV4_CUBLAS_CHECK(
             cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, &xs, sizeof(xs)));
         const float alpha = 1.0f, beta = 0.0f;
-        DSV4_LT_CHECK(cublasLtMatmul(c->h, p->desc, &alpha, w.data, p->la, codes, p->lb, &beta, y, p->ld, y,
-                                     p->ld, &p->algo, c->ws, kLtWorkspace, s));
+        DSV4_CUBLAS_CHECK(cublasLtMatmul(c->h, p->desc, &alpha, w.data, p->la, codes, p->lb, &beta, y, p->ld,
+                                         y, p->ld, &p->algo, c->ws, kLtWorkspace, s));
     }
     if (rem > 0) {  // the last n % 4 rows: REF rounding, then the exact GEMV
         auto* xr = reinterpret_cast<float*>(base + l.rest);
