@@ -196,6 +196,62 @@ MemPlan plan_memory(const Dsv4Config& cfg, const std::vector<InventoryEntry>& in
     p.reserve = 2.0 * kGiB + 0.02 * total_bytes;
     return p;
 }
+
+// The per-kernel lines: cuda::linear at the decode shapes (GB/s against the copy ceiling bw) and the FP8
+// tensor-core GEMM at the prefill shapes (against the FP8 peak), each on random weights of its own.
+void print_kernel_lines(double bw, double fp8_peak, bool linear_lines, bool gemm_lines) {
+    struct Shape {
+        const char* name;
+        DType dt;
+        int64_t N, K;
+    };
+    const int64_t D = 4096;
+    const Shape shapes[] = {{"wq_a", DType::f8_e4m3, 1024, D},        {"wq_b", DType::f8_e4m3, 32768, 1024},
+                            {"wo_b", DType::f8_e4m3, D, 8192},        {"shared w1", DType::f8_e4m3, 2048, D},
+                            {"expert w1", DType::fp4_e2m1, 2048, D},  {"expert w2", DType::fp4_e2m1, D, 2048},
+                            {"compressor wkv", DType::bf16, 1024, D}, {"head", DType::bf16, 129280, D}};
+    for (const Shape& sh : shapes) {
+        if (!linear_lines) break;
+        for (int64_t M : {int64_t(1), int64_t(8), int64_t(64), int64_t(256)}) {
+            auto us = cuda::bench_linear_us(sh.dt, M, sh.N, sh.K, 30);
+            if (!us.is_ok()) {
+                log_error("bench: {}", us.message());
+                continue;
+            }
+            const double bytes = double(dtype_bytes(sh.dt, sh.N * sh.K));
+            const double g = bytes / (us.value() * 1e-6) / 1e9;
+            std::printf(
+                "linear %-15s %-8s m=%-2lld n=%-6lld k=%-5lld %9.1f us  %7.1f GB/s  %5.1f%% of copy\n",
+                sh.name, dtype_name(sh.dt), (long long)M, (long long)sh.N, (long long)sh.K, us.value(), g,
+                100.0 * g / bw);
+        }
+    }
+    // the FP8 tensor-core GEMM of reference numerics at prefill shapes (experts: one grouped call
+    // over 256 experts at the tokens per expert of a 4k / 16k chunk)
+    struct GemmShape {
+        const char* name;
+        DType dt;
+        int64_t groups, M, N, K;
+    };
+    const GemmShape gemms[] = {
+        {"wq_b", DType::f8_e4m3, 1, 4096, 32768, 1024},   {"wo_b", DType::f8_e4m3, 1, 4096, D, 8192},
+        {"shared w1", DType::f8_e4m3, 1, 4096, 2048, D},  {"expert w1", DType::fp4_e2m1, 256, 96, 2048, D},
+        {"expert w2", DType::fp4_e2m1, 256, 96, D, 2048}, {"expert w1", DType::fp4_e2m1, 256, 384, 2048, D},
+        {"expert w2", DType::fp4_e2m1, 256, 384, D, 2048}};
+    for (const GemmShape& g : gemms) {
+        if (!gemm_lines) break;
+        auto r = cuda::bench_fp8_gemm(g.dt, g.groups, g.M, g.N, g.K, 10);
+        if (!r.is_ok()) {
+            log_error("bench: {}", r.message());
+            continue;
+        }
+        std::printf(
+            "fp8_gemm %-10s %-8s x%-3lld m=%-4lld n=%-6lld k=%-5lld %9.1f us/call %7.1f TFLOP/s "
+            "%5.1f%% of FP8 peak  rel err %.1e\n",
+            g.name, dtype_name(g.dt), (long long)g.groups, (long long)g.M, (long long)g.N, (long long)g.K,
+            r->us_per_call, r->tflops, fp8_peak > 0 ? 100.0 * r->tflops / fp8_peak : 0.0, r->rel_err);
+    }
+}
 #endif
 
 }  // namespace
@@ -209,6 +265,7 @@ void add_cmd_bench(CLI::App& app) {
         int64_t chunk = 4096;
         double free_gib = 0;
         bool ops = true, plan_only = false;
+        std::string kernels_only;
     };
     auto o = std::make_shared<Opts>();
     auto* cmd = app.add_subcommand(
@@ -233,6 +290,9 @@ void add_cmd_bench(CLI::App& app) {
                     "plan for this much free device memory instead of asking the GPU")
         ->check(CLI::Range(0.0, 1e6));
     cmd->add_flag("!--no-ops", o->ops, "skip the per-kernel lines");
+    cmd->add_option("--kernels-only", o->kernels_only,
+                    "only the ceilings and the per-kernel lines, no model: all, linear or gemm")
+        ->check(CLI::IsMember({"all", "linear", "gemm"}));
     cmd->callback([o] {
 #if !DSV4_HAVE_CUDA
         log_error("bench: this build has no CUDA backend");
@@ -319,6 +379,19 @@ void add_cmd_bench(CLI::App& app) {
         }
         std::fflush(stdout);
         if (o->plan_only) return;
+        if (!o->kernels_only.empty()) {
+            auto copy = cuda::measure_copy_gbps(int64_t(1) << 30, 10);
+            auto fp8 = cuda::measure_fp8_gemm_tflops(8192, 8192, 8192, 10);
+            if (!copy.is_ok() || !fp8.is_ok())
+                return fail("ceilings", copy.is_ok() ? fp8.status() : copy.status());
+            std::printf(
+                "# ceilings measured in this run: device-to-device copy %.0f GB/s; FP8 e4m3 GEMM 8192^3 "
+                "(cuBLASLt) %.0f TFLOP/s\n",
+                copy.value(), fp8.value());
+            print_kernel_lines(copy.value(), fp8.value(), o->kernels_only != "gemm",
+                               o->kernels_only != "linear");
+            return;
+        }
         if (o->free_gib > 0) {
             log_error("bench: --free-gib is for --plan only");
             exit_code() = 2;
@@ -472,54 +545,7 @@ void add_cmd_bench(CLI::App& app) {
                     double(dev.free_bytes - min_free) / kGiB, double(min_free) / kGiB,
                     double(dev.total_bytes) / kGiB, plan(L).total() / kGiB);
         std::fflush(stdout);
-        if (!o->ops) return;
-        struct Shape {
-            const char* name;
-            DType dt;
-            int64_t N, K;
-        };
-        const int64_t D = 4096;
-        const Shape shapes[] = {
-            {"wq_a", DType::f8_e4m3, 1024, D},        {"wq_b", DType::f8_e4m3, 32768, 1024},
-            {"wo_b", DType::f8_e4m3, D, 8192},        {"shared w1", DType::f8_e4m3, 2048, D},
-            {"expert w1", DType::fp4_e2m1, 2048, D},  {"expert w2", DType::fp4_e2m1, D, 2048},
-            {"compressor wkv", DType::bf16, 1024, D}, {"head", DType::bf16, 129280, D}};
-        for (const Shape& sh : shapes) {
-            for (int64_t M : {int64_t(1), int64_t(8), int64_t(64), int64_t(256)}) {
-                auto us = cuda::bench_linear_us(sh.dt, M, sh.N, sh.K, 30);
-                if (!us.is_ok()) {
-                    log_error("bench: {}", us.message());
-                    continue;
-                }
-                const double bytes = double(dtype_bytes(sh.dt, sh.N * sh.K));
-                const double g = bytes / (us.value() * 1e-6) / 1e9;
-                std::printf(
-                    "linear %-15s %-8s m=%-2lld n=%-6lld k=%-5lld %9.1f us  %7.1f GB/s  %5.1f%% of copy\n",
-                    sh.name, dtype_name(sh.dt), (long long)M, (long long)sh.N, (long long)sh.K, us.value(), g,
-                    100.0 * g / bw);
-            }
-        }
-        // block-scaled FP8 GEMM of reference numerics at prefill shapes (routed: one call per expert)
-        struct GemmShape {
-            const char* name;
-            int64_t groups, M, N, K;
-        };
-        const GemmShape gemms[] = {{"wq_b", 1, 4096, 32768, 1024},  {"wo_b", 1, 4096, D, 8192},
-                                   {"shared w1", 1, 4096, 2048, D}, {"expert w1", 256, 96, 2048, D},
-                                   {"expert w2", 256, 96, D, 2048}, {"expert w1", 256, 384, 2048, D},
-                                   {"expert w2", 256, 384, D, 2048}};
-        for (const GemmShape& g : gemms) {
-            auto r = cuda::bench_fp8_gemm(g.groups, g.M, g.N, g.K, 10);
-            if (!r.is_ok()) {
-                log_error("bench: {}", r.message());
-                continue;
-            }
-            std::printf(
-                "fp8_gemm %-10s x%-3lld m=%-4lld n=%-6lld k=%-5lld %9.1f us/call %7.1f TFLOP/s "
-                "%5.1f%% of FP8 peak  rel err %.1e\n",
-                g.name, (long long)g.groups, (long long)g.M, (long long)g.N, (long long)g.K, r->us_per_call,
-                r->tflops, fp8_peak > 0 ? 100.0 * r->tflops / fp8_peak : 0.0, r->rel_err);
-        }
+        if (o->ops) print_kernel_lines(bw, fp8_peak, true, true);
 #endif
     });
 }

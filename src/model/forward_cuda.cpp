@@ -173,8 +173,8 @@ struct GraphCounters {
 };
 GraphCounters g_graph_counters;  // process-wide, read by CudaForward::graph_stats
 
-// Tokens from which a reference-numerics FP8 linear runs the block-scaled FP8 GEMM (fewer: FP8 rounding +
-// the GEMV of cuda::linear).
+// Tokens from which a reference-numerics FP8/FP4 linear (and the routed experts) run the FP8 tensor-core
+// GEMM of fp8_gemm_sm90.cu (fewer: FP8 rounding + the GEMV of cuda::linear).
 constexpr int64_t kFp8GemmMinTokens = 16;
 
 // Queries of one sequence in one call from which the indexer scores go through SGEMM (prefill chunks).
@@ -283,10 +283,10 @@ struct CudaForward::Impl {
     mutable Workspace ws;
     mutable StepProfiler prof;
     // Numerics::reference: the REF roundings of model/numerics.cpp at the CPU's points (attention.cpp,
-    // compressor.cpp, moe.cpp); fp32 128x128 scales of the weights the FP8 GEMM serves, by data pointer.
+    // compressor.cpp, moe.cpp), with the FP8 tensor-core GEMM for ≥ kFp8GemmMinTokens tokens unless
+    // DSV4_FP8_GEMM=0 (then rounded activations through the exact fp32 linears).
     bool ref = false;
-    bool fp8_gemm_on = false;  // DSV4_FP8_GEMM=1 only: the cuBLASLt path gave wrong results on H200 (#6)
-    std::map<const void*, const float*> fp8_scales;
+    bool fp8_gemm_on = true;
     void mark(const char* name) const { prof.mark(name, stream); }
     GraphMode graph_mode = GraphMode::reuse;
     mutable std::map<int64_t, DecodeGraph> graphs;  // by batch size
@@ -656,13 +656,43 @@ struct CudaForward::Impl {
         DSV4_TRY_ASSIGN(chunks, ws.get<int32_t>(3 * max_chunks));
         DSV4_TRY_ASSIGN(n_chunks, ws.get<int32_t>(1));
         DSV4_TRY_ASSIGN(scratch, ws.get<int32_t>(E + 1));
-        DSV4_TRY(cuda::moe_group(esel, np, E, perm, chunks, n_chunks, scratch, stream));
-        // Reference numerics (moe.cpp expert_ffn): x rounded to FP8 once for all experts (the rounding is per
-        // row), the routing weight applied to h before W2's FP8 rounding, then combined with weight 1.
-        // TODO(#6): FP8 tensor cores for the routed experts; they run the exact fp32 paths on rounded inputs.
         const auto quantized = [](const WeightRef& w) {
             return w.dtype == DType::f8_e4m3 || w.dtype == DType::fp4_e2m1;
         };
+        // Reference numerics with ≥ kFp8GemmMinTokens tokens: the experts on the FP8 tensor cores (x and h
+        // quantized once, chunks of kFp8GemmGroupRows pairs).
+        if (ref && fp8_gemm_on && n >= kFp8GemmMinTokens && cuda::fp8_gemm_weight_ok(L.w1_proto) &&
+            cuda::fp8_gemm_weight_ok(L.w2_proto)) {
+            const int64_t mc = cuda::moe_max_chunks(np, E, cuda::kFp8GemmGroupRows);
+            int32_t* gchunks;
+            DSV4_TRY_ASSIGN(gchunks, ws.get<int32_t>(3 * mc));
+            DSV4_TRY(cuda::moe_group(esel, np, E, perm, gchunks, n_chunks, scratch, stream,
+                                     int(cuda::kFp8GemmGroupRows)));
+            uint8_t *xq, *hq;
+            float *xs, *hs, *ones;
+            DSV4_TRY_ASSIGN(xq, ws.get<uint8_t>(n * D));
+            DSV4_TRY_ASSIGN(xs, ws.get<float>(n * (D / 128)));
+            DSV4_TRY_ASSIGN(hq, ws.get<uint8_t>(np * I));
+            DSV4_TRY_ASSIGN(hs, ws.get<float>(np * (I / 128)));
+            DSV4_TRY_ASSIGN(ones, ws.get<float>(np));
+            DSV4_TRY(cuda::fp8_quantize_act(x, n, D, D, n, xq, xs, stream));
+            DSV4_TRY(cuda::fp8_gemm_grouped_q(xq, xs, n, k, L.w1, L.w1_proto, perm, gchunks, n_chunks, mc, G,
+                                              I, stream));
+            DSV4_TRY(cuda::fp8_gemm_grouped_q(xq, xs, n, k, L.w3, L.w1_proto, perm, gchunks, n_chunks, mc, U,
+                                              I, stream));
+            DSV4_TRY(cuda::swiglu_clamp(G, U, np, I, I, cfg.swiglu_limit, Hh, stream));
+            DSV4_TRY(cuda::scale_rows(Hh, np, I, I, wsel, stream));
+            DSV4_TRY(cuda::fp8_quantize_act(Hh, np, I, I, np, hq, hs, stream));
+            DSV4_TRY(cuda::fp8_gemm_grouped_q(hq, hs, np, 1, L.w2, L.w2_proto, perm, gchunks, n_chunks, mc, Y,
+                                              D, stream));
+            DSV4_TRY(cuda::fill_f32(ones, np, 1.0f, stream));
+            DSV4_TRY(cuda::moe_combine(Y, ones, n, k, D, out, stream));
+            mark("moe.routed");
+            return Status::ok();
+        }
+        DSV4_TRY(cuda::moe_group(esel, np, E, perm, chunks, n_chunks, scratch, stream));
+        // Reference numerics (moe.cpp expert_ffn): x rounded to FP8 once for all experts (the rounding is per
+        // row), the routing weight applied to h before W2's FP8 rounding, then combined with weight 1.
         const float* xe = x;
         const float* wcomb = wsel;
         if (ref && quantized(L.w1_proto)) {
@@ -691,44 +721,18 @@ struct CudaForward::Impl {
         return Status::ok();
     }
 
-    // The weights numerics_linear serves with ≥ kFp8GemmMinTokens tokens through the block-scaled FP8 GEMM:
-    // their UE8M0 scales expanded to fp32 once, at load.
-    Status prepare_reference() {
-        auto add = [&](const WeightRef& w) -> Status {
-            if (!cuda::fp8_gemm_weight_ok(w) || fp8_scales.count(w.data)) return Status::ok();
-            void* d = nullptr;
-            DSV4_TRY(mem.alloc(&d, size_t(cuda::fp8_gemm_scale_floats(w)) * 4));
-            DSV4_TRY(cuda::fp8_gemm_expand_scales(w, static_cast<float*>(d), stream));
-            fp8_scales[w.data] = static_cast<const float*>(d);
-            return Status::ok();
-        };
-        for (const DevLayer& L : layers)
-            for (const WeightRef* w :
-                 {&L.wq_a, &L.wq_b, &L.wkv, &L.wo_b, &L.idx_wq_b, &L.sh_w1, &L.sh_w3, &L.sh_w2})
-                DSV4_TRY(add(*w));
-        DSV4_CUDA_CHECK(cudaStreamSynchronize(stream));
-        return Status::ok();
-    }
-
     // numerics_linear (model/numerics.cpp) on the GPU: under reference numerics the input of an FP8/FP4
-    // weight is rounded to FP8 e4m3 in blocks of 128 first. ≥ kFp8GemmMinTokens tokens on a weight with
-    // expanded scales: the block-scaled FP8 GEMM (cuBLASLt, fp32 out) on the rounded codes; otherwise the
-    // rounded copy of x goes through cuda::linear.
+    // weight is rounded to FP8 e4m3 in blocks of 128 first. ≥ kFp8GemmMinTokens tokens on a weight
+    // fp8_gemm takes: the FP8 tensor-core GEMM on the rounded codes; otherwise the rounded copy of x goes
+    // through cuda::linear.
     Status nlinear(const float* x, int64_t n, int64_t ldx, const WeightRef& w, float* y, int64_t ldy) const {
         if (!ref || (w.dtype != DType::f8_e4m3 && w.dtype != DType::fp4_e2m1))
             return cuda::linear(x, n, ldx, w, y, ldy, stream);
         const int64_t K = w.n_cols;
-        if (fp8_gemm_on && n >= kFp8GemmMinTokens) {
-            auto it = fp8_scales.find(w.data);
-            bool ok = false;
-            if (it != fp8_scales.end()) {
-                DSV4_TRY_ASSIGN(ok, cuda::fp8_gemm_available(n, w, y, ldy, stream));
-            }
-            if (ok) {
-                uint8_t* work;
-                DSV4_TRY_ASSIGN(work, ws.get<uint8_t>(cuda::fp8_gemm_work_bytes(n, K)));
-                return cuda::fp8_gemm(x, n, ldx, w, it->second, y, ldy, work, stream);
-            }
+        if (fp8_gemm_on && n >= kFp8GemmMinTokens && cuda::fp8_gemm_weight_ok(w)) {
+            uint8_t* work;
+            DSV4_TRY_ASSIGN(work, ws.get<uint8_t>(cuda::fp8_gemm_work_bytes(n, K)));
+            return cuda::fp8_gemm(x, n, ldx, w, y, ldy, work, stream);
         }
         float* xr;
         DSV4_TRY_ASSIGN(xr, ws.get<float>(n * K));
@@ -1040,7 +1044,7 @@ Result<std::unique_ptr<CudaForward>> CudaForward::create(const Dsv4Config& cfg, 
     f->impl_->cfg = cfg;
     f->impl_->ref = reference_numerics;
     const char* fg = std::getenv("DSV4_FP8_GEMM");
-    f->impl_->fp8_gemm_on = fg && std::string(fg) == "1";
+    f->impl_->fp8_gemm_on = !(fg && std::string(fg) == "0");
     const char* p = std::getenv("DSV4_CUDA_PROFILE");
     f->impl_->prof.on = p && *p && *p != '0';
     const char* g = std::getenv("DSV4_CUDA_GRAPHS");
@@ -1053,7 +1057,6 @@ Result<std::unique_ptr<CudaForward>> CudaForward::create(const Dsv4Config& cfg, 
         return error("DSV4_CUDA_GRAPHS='{}': expected 0, 1 or capture", gm);
     DSV4_CUDA_CHECK(cudaStreamCreateWithFlags(&f->impl_->stream, cudaStreamNonBlocking));
     DSV4_TRY(f->impl_->upload(w, inv_main, inv_compress));
-    if (reference_numerics) DSV4_TRY(f->impl_->prepare_reference());
     return f;
 }
 

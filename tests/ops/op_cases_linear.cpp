@@ -8,6 +8,7 @@
 
 #include "op_harness.h"
 #include "ops/cpu/ops_cpu.h"
+#include "ops/cpu/quant.h"
 
 namespace dsv4::testops {
 
@@ -180,6 +181,52 @@ DSV4_OP_CASES(LinearGroupedCase, {DType::fp4_e2m1, 1, 6, true, 8, 2048, 4096, 0,
               {DType::fp4_e2m1, 5, 6, true, 24, 512, 4096, 50, 5},
               {DType::f8_e4m3, 7, 6, true, 32, 520, 1024, 60, 7},
               {DType::bf16, 3, 6, true, 16, 100, 256, 0, 0}, {DType::f32, 9, 2, true, 8, 33, 96, 30, 9});
+
+// ---------------------------------------------------------------- fp8_gemm_grouped_q (routed experts)
+// The same pairs through the FP8 tensor-core GEMM: x rounded to FP8 (1x128) at init, so the CPU reference is
+// cpu::linear on the rounded rows and the device quantizes them back to the same codes; chunks of
+// kFp8GemmGroupRows pairs (a hot expert spans several, the last partial).
+struct Fp8GemmGroupedCase : LinearGroupedCase {
+    std::string op() const override { return "fp8_gemm_grouped"; }
+    void init(Rng& rng) override {
+        LinearGroupedCase::init(rng);
+        cpu::fp8_roundtrip_rows(x.data(), x_rows(), p.K, p.K, 128);
+    }
+    double max_err() const override { return 1e-4; }
+#if DSV4_HAVE_CUDA
+    Status run_cuda(Dev& dev, const Outs& o) override {
+        const int64_t np = n_pairs(), rows = x_rows(), K = p.K;
+        const int64_t max_chunks = cuda::moe_max_chunks(np, p.E, cuda::kFp8GemmGroupRows);
+        std::vector<cuda::DevWeight> table;
+        WeightRef proto;
+        for (const HostWeight& w : ws) {
+            proto = dev.weight(w);
+            table.push_back(cuda::DevWeight::from(proto));
+        }
+        auto* perm = static_cast<int32_t*>(dev.alloc(size_t(np) * 4));
+        auto* chunks = static_cast<int32_t*>(dev.alloc(size_t(3 * max_chunks) * 4));
+        auto* n_chunks = static_cast<int32_t*>(dev.alloc(4));
+        auto* scratch = static_cast<int32_t*>(dev.alloc(size_t(p.E + 1) * 4));
+        auto* xq = static_cast<uint8_t*>(dev.alloc(size_t(rows * K)));
+        auto* xs = static_cast<float*>(dev.alloc(size_t(rows * (K / 128)) * 4));
+        DSV4_TRY(cuda::moe_group(dev.up(esel), np, p.E, perm, chunks, n_chunks, scratch, dev.stream,
+                                 int(cuda::kFp8GemmGroupRows)));
+        DSV4_TRY(cuda::fp8_quantize_act(dev.up(pad_rows(x, rows, K, ldx())), rows, ldx(), K, rows, xq, xs,
+                                        dev.stream));
+        return cuda::fp8_gemm_grouped_q(xq, xs, rows, x_div(), dev.up(table), proto, perm, chunks, n_chunks,
+                                        max_chunks, o.f(0), ldy(), dev.stream);
+    }
+#endif
+};
+// Prefill-like (hot experts over several 64-pair chunks, empty experts), per-token and per-pair x rows,
+// N not a multiple of 128; Flash expert widths K = 4096 (w1) and 2048 (w2), fewer rows to keep the CPU side
+// short.
+DSV4_OP_CASES(Fp8GemmGroupedCase, {DType::fp4_e2m1, 100, 3, true, 16, 256, 512, 40},
+              {DType::f8_e4m3, 300, 1, false, 16, 200, 384, 30},
+              {DType::fp4_e2m1, 150, 2, true, 4, 72, 128, 100},
+              {DType::f8_e4m3, 200, 1, false, 64, 96, 256, 0},
+              {DType::fp4_e2m1, 48, 6, true, 16, 1024, 4096, 10},
+              {DType::fp4_e2m1, 256, 1, false, 16, 640, 2048, 10});
 
 // ------------------------------------------------------------------------------------- linear_multi
 // Segments of several formats and shapes over the same token rows, outputs interleaved in one buffer

@@ -1,242 +1,375 @@
-// Block-scaled FP8 GEMM through cuBLASLt (issue 6, phase A of hopper-kernels.md §1): y = act_quant(x)·Wᵀ
-// with W's 128x128 scales and x's 1x128 power-of-two scales, fp32 output. Layouts as verified on the device
-// (hopper-kernels.md §1): column-major view, A = W as K×N (op T, BLK128x128 scales [N/128][K/128]), B = x
-// codes as K×M (op N, VEC128 scales [K/128][M]), D = y as N×M (ld = ldy). Tested against cpu::linear on
-// FP8-rounded x in tests/ops/op_cases_quant.cpp; note: docs/kernels/fp8_gemm.md.
-#include <cublasLt.h>
-
-#include <map>
-#include <memory>
-#include <mutex>
-#include <tuple>
+// Block-scaled FP8 tensor-core GEMM for prefill under reference numerics (issue 6; hopper-kernels.md §1
+// and §3): y = act_quant(x)·Wᵀ in fp32 with W in its stored format — FP8 e4m3 + 128x128 UE8M0, or packed
+// FP4 e2m1 + UE8M0 per 32 (the routed experts; nibbles become e4m3 bytes in registers, exactly) — dense, or
+// grouped over the routed-expert chunk table (no host round trip, so it also runs under graph capture).
+// mma.sync m16n8k32 e4m3 with fp32 promotion per 128-K block (FP8 weights) or per 32-K sub-block (FP4):
+// cpu::linear of the FP8-rounded x up to the summation order. Tested against cpu::linear on rounded x in
+// tests/ops/op_cases_quant.cpp; note: docs/kernels/fp8_gemm.md.
+#include <algorithm>
+#include <cstdlib>
 
 #include "ops/cuda/common.cuh"
-#include "core/log.h"
 #include "ops/cuda/cuda_check.h"
 #include "ops/cuda/ops_cuda.h"
-#include "ops/cuda/quant_sm90.cuh"
 
 namespace dsv4::cuda {
 
 namespace {
 
-constexpr size_t kLtWorkspace = size_t(32) << 20;
+constexpr int kThreads = 256;  // 8 warps: 2 along the token rows × 4 along the weight rows
+constexpr int kBN = 128;       // weight rows per CTA: 4 warps × 32
+constexpr int kBK = 128;       // K per pipeline stage = one activation scale block
+static_assert(kFp8GemmGroupRows == 64, "grouped calls run 64-row tiles (2 warps × 2 m16 tiles)");
+
+template <DType WT>
+constexpr int b_row_bytes() {
+    return WT == DType::fp4_e2m1 ? kBK / 2 : kBK;
+}
+
+// Shared memory of one stage: token codes [BM][128] and weight codes [128][128 (FP8) | 64 (FP4)], both in
+// 16-byte chunks XOR-swizzled by row (conflict-free fragment loads), the block's activation scales [BM]
+// and, for FP4, each weight row's four UE8M0 sub-block scales. After the stages: the CTA's token rows.
+template <DType WT, int BM, int kStages>
+struct Smem {
+    static constexpr int kA = BM * kBK;
+    static constexpr int kB = kBN * b_row_bytes<WT>();
+    static constexpr int kSx = BM * 4;
+    static constexpr int kSw = WT == DType::fp4_e2m1 ? kBN * 4 : 0;
+    static constexpr int kStage = kA + kB + kSx + kSw;
+    static constexpr int kTotal = kStages * kStage + 2 * BM * 4;
+};
+
+// Physical 16-byte chunk of logical chunk c in row r: 8 chunks per 128-byte row (codes of FP8 rows and of
+// tokens), 4 per 64-byte row (FP4 rows, two rows per 128 bytes).
+__device__ __forceinline__ int swz8(int r, int c) {
+    return c ^ (r & 7);
+}
+__device__ __forceinline__ int swz4(int r, int c) {
+    return c ^ ((r >> 1) & 3);
+}
+
+// Eight e2m1 codes (nibble i = k i, low nibble first) → eight e4m3 bytes of the same values · 2^-6 (bit
+// placement s·eem → s·000·eem·00, exact for normal and subnormal codes), as the two B registers of one
+// mma: k 0..3 and k 4..7.
+__device__ __forceinline__ uint2 fp4x8_to_e4m3(uint32_t u) {
+    const uint32_t ev = ((u << 2) & 0x1c1c1c1cu) | ((u << 4) & 0x80808080u);  // k 0, 2, 4, 6
+    const uint32_t od = ((u >> 2) & 0x1c1c1c1cu) | (u & 0x80808080u);         // k 1, 3, 5, 7
+    return make_uint2(__byte_perm(ev, od, 0x5140), __byte_perm(ev, od, 0x7362));
+}
+
+// d = a·b + c, A 16×32 e4m3 (row), B 32×8 e4m3 (col), fp32 accumulators.
+__device__ __forceinline__ void mma_e4m3(float (&d)[4], const uint32_t (&a)[4], uint2 b, float c0, float c1,
+                                         float c2, float c3) {
+    asm volatile(
+        "mma.sync.aligned.m16n8k32.row.col.f32.e4m3.e4m3.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+        "{%10,%11,%12,%13};\n"
+        : "=f"(d[0]), "=f"(d[1]), "=f"(d[2]), "=f"(d[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b.x), "r"(b.y), "f"(c0), "f"(c1), "f"(c2), "f"(c3));
+}
+
+// UE8M0 byte s of a packed word, times 64 (undoes the 2^-6 of fp4x8_to_e4m3): 2^(e − 127 + 6) as the
+// float with exponent field e + 6 — exact for e ≤ 248 (e = 0, the subnormal 2^-127, included).
+__device__ __forceinline__ float fp4_sub_scale(uint32_t packed, int s) {
+    return __uint_as_float((((packed >> (8 * s)) & 0xffu) + 6u) << 23);
+}
+
+struct GemmArgs {
+    const uint8_t* xq;  // codes [rows][K]
+    const float* xs;    // scales [K/128][lds]
+    int64_t lds, n, x_div, K;
+    DevWeight w;  // dense; grouped: table[chunk's expert]
+    const DevWeight* table;
+    const int32_t *perm, *chunks, *n_chunks;
+    float* y;
+    int64_t ldy;
+};
+
+// cp.async of stage `stage` = K block kb: token codes, weight codes, activation scales (and FP4 sub-scales).
+template <DType WT, int BM, int S>
+__device__ __forceinline__ void load_stage(uint8_t* smem, int stage, int kb, const GemmArgs& a,
+                                           const DevWeight& w, const int32_t* s_xrow, int64_t n0, int tid) {
+    constexpr int RB = b_row_bytes<WT>(), CPR = RB / 16;
+    constexpr bool kFp4 = WT == DType::fp4_e2m1;
+    using L = Smem<WT, BM, S>;
+    const int64_t N = w.n_rows, K = a.K;
+    uint8_t* sa = smem + stage * L::kStage;
+    uint8_t* sb = sa + L::kA;
+    auto* sx = reinterpret_cast<float*>(sb + L::kB);
+    uint8_t* sw = sb + L::kB + L::kSx;
+    for (int id = tid; id < BM * 8; id += kThreads) {
+        const int r = id >> 3, c = id & 7;
+        cp_async16(sa + r * 128 + (swz8(r, c) << 4), a.xq + int64_t(s_xrow[r]) * K + kb * kBK + c * 16);
+    }
+    for (int id = tid; id < kBN * CPR; id += kThreads) {
+        const int r = id / CPR, c = id % CPR;
+        const int64_t row = n0 + r < N ? n0 + r : N - 1;  // rows past N: loaded, never stored
+        cp_async16(sb + r * RB + ((kFp4 ? swz4(r, c) : swz8(r, c)) << 4),
+                   w.data + row * (K / kBK) * RB + kb * RB + c * 16);
+    }
+    for (int r = tid; r < BM; r += kThreads) cp_async4(sx + r, a.xs + int64_t(kb) * a.lds + s_xrow[r]);
+    if (kFp4)
+        for (int r = tid; r < kBN; r += kThreads) {
+            const int64_t row = n0 + r < N ? n0 + r : N - 1;
+            cp_async4(sw + r * 4, w.scale + (w.scale_row0 + row) * w.scale_cols + kb * 4);
+        }
+}
+
+// grid (ceil(N / 128), token tiles | chunk slots), kThreads. Dense: CTA y takes token rows y·BM ...;
+// grouped: chunk c = {expert, start, count ≤ BM} of the pairs sorted by expert, rows p = perm[start ..],
+// x row p / x_div, y row p. K % 128 == 0.
+// Mma k-slot order: thread (g, t) feeds actual k = 8t .. 8t+7 of each 32-block as slots 4t..4t+3 and
+// 16+4t..16+4t+3 of both operands (one 8-byte load per row), a permutation of the sum.
+template <DType WT, int WM, int kStages, int kMinBlocks, int kUnrollS>
+__global__ void __launch_bounds__(kThreads, kMinBlocks) fp8_mma_kernel(const __grid_constant__ GemmArgs a) {
+    constexpr int BM = 2 * WM * 16, RB = b_row_bytes<WT>();
+    constexpr bool kFp4 = WT == DType::fp4_e2m1;
+    using L = Smem<WT, BM, kStages>;
+    extern __shared__ __align__(128) uint8_t smem[];
+    int32_t* s_xrow = reinterpret_cast<int32_t*>(smem + kStages * L::kStage);
+    int32_t* s_yrow = s_xrow + BM;
+    const int tid = int(threadIdx.x);
+    DevWeight w = a.w;
+    int valid;
+    if (a.chunks) {
+        const int c = int(blockIdx.y);
+        if (c >= *a.n_chunks) return;  // block-uniform
+        const int32_t* ch = a.chunks + 3 * c;
+        w = a.table[ch[0]];
+        valid = ch[2];
+        for (int r = tid; r < BM; r += kThreads) {
+            const int32_t p = a.perm[ch[1] + min(r, valid - 1)];
+            s_xrow[r] = int32_t(p / a.x_div);
+            s_yrow[r] = p;
+        }
+    } else {
+        const int64_t m0 = int64_t(blockIdx.y) * BM;
+        valid = int(a.n - m0 < BM ? a.n - m0 : BM);
+        for (int r = tid; r < BM; r += kThreads) s_xrow[r] = s_yrow[r] = int32_t(m0 + min(r, valid - 1));
+    }
+    __syncthreads();
+    const int64_t N = w.n_rows, K = a.K, n0 = int64_t(blockIdx.x) * kBN;
+    const int nk = int(K / kBK);
+
+    const int warp = tid >> 5, lane = tid & 31, g = lane >> 2, t = lane & 3;
+    const int wm = warp >> 2, wn = warp & 3;
+    float acc[WM][4][4];
+#pragma unroll
+    for (int i = 0; i < WM; ++i)
+#pragma unroll
+        for (int j = 0; j < 4; ++j)
+#pragma unroll
+            for (int e = 0; e < 4; ++e) acc[i][j][e] = 0.0f;
+
+#pragma unroll
+    for (int st = 0; st < kStages - 1; ++st) {
+        if (st < nk) load_stage<WT, BM, kStages>(smem, st, st, a, w, s_xrow, n0, tid);
+        cp_async_commit();
+    }
+    for (int kb = 0; kb < nk; ++kb) {
+        cp_async_wait<kStages - 2>();
+        __syncthreads();  // stage kb landed for all threads; stage kb − 1 is free again
+        if (kb + kStages - 1 < nk)
+            load_stage<WT, BM, kStages>(smem, (kb + kStages - 1) % kStages, kb + kStages - 1, a, w, s_xrow,
+                                        n0, tid);
+        cp_async_commit();
+        const uint8_t* sa = smem + (kb % kStages) * L::kStage;
+        const uint8_t* sb = sa + L::kA;
+        const auto* sx = reinterpret_cast<const float*>(sb + L::kB);
+        const uint8_t* sw = sb + L::kB + L::kSx;
+        uint32_t swb[4][2];  // FP4: the sub-block scale bytes of the thread's two output columns per n8 tile
+        if constexpr (kFp4)
+#pragma unroll
+            for (int j = 0; j < 4; ++j)
+#pragma unroll
+                for (int h = 0; h < 2; ++h)
+                    swb[j][h] = *reinterpret_cast<const uint32_t*>(sw + (wn * 32 + j * 8 + 2 * t + h) * 4);
+        float blk[WM][4][4];
+#pragma unroll kUnrollS
+        for (int s = 0; s < 4; ++s) {
+            uint32_t af[WM][4];
+#pragma unroll
+            for (int i = 0; i < WM; ++i) {
+                const int r = wm * WM * 16 + i * 16 + g;
+                const int off = (swz8(r, 2 * s + (t >> 1)) << 4) + (t & 1) * 8;
+                const uint2 lo = *reinterpret_cast<const uint2*>(sa + r * 128 + off);
+                const uint2 hi = *reinterpret_cast<const uint2*>(sa + (r + 8) * 128 + off);
+                af[i][0] = lo.x, af[i][1] = hi.x, af[i][2] = lo.y, af[i][3] = hi.y;
+            }
+            uint2 bf[4];
+#pragma unroll
+            for (int j = 0; j < 4; ++j) {
+                const int r = wn * 32 + j * 8 + g;
+                if constexpr (kFp4)
+                    bf[j] = fp4x8_to_e4m3(
+                        *reinterpret_cast<const uint32_t*>(sb + r * RB + (swz4(r, s) << 4) + t * 4));
+                else
+                    bf[j] = *reinterpret_cast<const uint2*>(sb + r * RB + (swz8(r, 2 * s + (t >> 1)) << 4) +
+                                                            (t & 1) * 8);
+            }
+#pragma unroll
+            for (int j = 0; j < 4; ++j) {
+                float w0 = 1.0f, w1 = 1.0f;
+                if constexpr (kFp4) w0 = fp4_sub_scale(swb[j][0], s), w1 = fp4_sub_scale(swb[j][1], s);
+#pragma unroll
+                for (int i = 0; i < WM; ++i) {
+                    float(&b)[4] = blk[i][j];
+                    if constexpr (kFp4) {  // fresh product of the 32-block, promoted with its sub-scale
+                        float c[4];
+                        mma_e4m3(c, af[i], bf[j], 0.0f, 0.0f, 0.0f, 0.0f);
+                        if (s == 0) {
+                            b[0] = c[0] * w0, b[1] = c[1] * w1, b[2] = c[2] * w0, b[3] = c[3] * w1;
+                        } else {
+                            b[0] = fmaf(c[0], w0, b[0]), b[1] = fmaf(c[1], w1, b[1]);
+                            b[2] = fmaf(c[2], w0, b[2]), b[3] = fmaf(c[3], w1, b[3]);
+                        }
+                    } else if (s == 0) {
+                        mma_e4m3(b, af[i], bf[j], 0.0f, 0.0f, 0.0f, 0.0f);
+                    } else {
+                        mma_e4m3(b, af[i], bf[j], b[0], b[1], b[2], b[3]);
+                    }
+                }
+            }
+        }
+        // promotion of the 128-block: · activation scale of the row (· the FP8 weight's block scale)
+        float wsc = 1.0f;
+        if constexpr (!kFp4)
+            wsc = e8m0_to_f32_dev(__ldg(w.scale + ((w.scale_row0 + n0) / w.block_rows) * w.scale_cols + kb));
+#pragma unroll
+        for (int i = 0; i < WM; ++i) {
+            const int r = wm * WM * 16 + i * 16 + g;
+            const float x0 = sx[r] * wsc, x1 = sx[r + 8] * wsc;
+#pragma unroll
+            for (int j = 0; j < 4; ++j) {
+                acc[i][j][0] = fmaf(blk[i][j][0], x0, acc[i][j][0]);
+                acc[i][j][1] = fmaf(blk[i][j][1], x0, acc[i][j][1]);
+                acc[i][j][2] = fmaf(blk[i][j][2], x1, acc[i][j][2]);
+                acc[i][j][3] = fmaf(blk[i][j][3], x1, acc[i][j][3]);
+            }
+        }
+    }
+    cp_async_wait<0>();
+#pragma unroll
+    for (int i = 0; i < WM; ++i)
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+            const int r = wm * WM * 16 + i * 16 + g + 8 * h;
+            if (r >= valid) continue;
+            float* yr = a.y + int64_t(s_yrow[r]) * a.ldy;
+#pragma unroll
+            for (int j = 0; j < 4; ++j) {
+                const int64_t col = n0 + wn * 32 + j * 8 + 2 * t;
+                if (col < N) yr[col] = acc[i][j][2 * h];
+                if (col + 1 < N) yr[col + 1] = acc[i][j][2 * h + 1];
+            }
+        }
+}
+
+template <DType WT, int WM, int S, int MINB, int U = 4>
+Status launch_v(const GemmArgs& a, int64_t N, int64_t grid_y, cudaStream_t s) {
+    constexpr int bytes = Smem<WT, 2 * WM * 16, S>::kTotal;
+    auto* k = fp8_mma_kernel<WT, WM, S, MINB, U>;
+    DSV4_CUDA_CHECK(cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
+    k<<<dim3(ceil_div_u(N, kBN), unsigned(grid_y)), kThreads, bytes, s>>>(a);
+    DSV4_CUDA_LAUNCH_CHECK("fp8_mma_kernel");
+    return Status::ok();
+}
+
+// Tile/pipeline variants (tuning, DSV4_FP8_MMA_VARIANT; grouped calls always take 64-row tiles):
+// 0 (default) = 4: 4 stages, 1 CTA/SM; 1: 3 stages, 1 CTA/SM; 2: 4 stages, 2 CTAs/SM; 3: 3 stages, 2 CTAs/SM;
+// 5 / 6: as 2 / 4 with the 32-K sub-steps not unrolled (fewer registers). Dense calls take 128-row tiles in
+// variants 0, 1 and 4, 64-row tiles otherwise. H200 (2026-12-02, bench/NOTES.md): 1 and 4 best for dense.
+int variant() {
+    static const int v = [] {
+        const char* e = std::getenv("DSV4_FP8_MMA_VARIANT");
+        return e ? std::atoi(e) : 0;
+    }();
+    return v;
+}
+
+template <DType WT>
+Status launch(const GemmArgs& a, int64_t N, int64_t rows_or_chunks, bool grouped, cudaStream_t s) {
+    const int v = variant();
+    auto tiles = [&](int bm) { return grouped ? rows_or_chunks : (rows_or_chunks + bm - 1) / bm; };
+    switch (v) {
+        case 1:
+            return grouped ? launch_v<WT, 2, 3, 1>(a, N, tiles(64), s)
+                           : launch_v<WT, 4, 3, 1>(a, N, tiles(128), s);
+        case 0:
+        case 4:
+            return grouped ? launch_v<WT, 2, 4, 1>(a, N, tiles(64), s)
+                           : launch_v<WT, 4, 4, 1>(a, N, tiles(128), s);
+        case 3:
+            return launch_v<WT, 2, 3, 2>(a, N, tiles(64), s);
+        case 5:
+            return launch_v<WT, 2, 4, 2, 1>(a, N, tiles(64), s);
+        case 6:
+            return launch_v<WT, 2, 4, 1, 1>(a, N, tiles(64), s);
+        case 2:
+            return launch_v<WT, 2, 4, 2>(a, N, tiles(64), s);
+        default:
+            return error("DSV4_FP8_MMA_VARIANT={}: expected 0-6", v);
+    }
+}
 
 int64_t round_up(int64_t a, int64_t b) {
     return (a + b - 1) / b * b;
 }
 
-// Largest power of two ≤ 256 dividing both the address and the row stride in bytes.
-uint32_t alignment(const void* p, int64_t ld_bytes) {
-    uint64_t v = uint64_t(reinterpret_cast<uintptr_t>(p)) | uint64_t(ld_bytes) | 256u;
-    return uint32_t(v & (~v + 1));
-}
-
-// One GEMM shape: descriptors and the heuristic's algorithm (ok = false: cuBLASLt offers none).
-struct Plan {
-    bool ok = false;
-    cublasLtMatmulDesc_t desc = nullptr;
-    cublasLtMatrixLayout_t la = nullptr, lb = nullptr, ld = nullptr;
-    cublasLtMatmulAlgo_t algo{};
-    ~Plan() {
-        if (ld) cublasLtMatrixLayoutDestroy(ld);
-        if (lb) cublasLtMatrixLayoutDestroy(lb);
-        if (la) cublasLtMatrixLayoutDestroy(la);
-        if (desc) cublasLtMatmulDescDestroy(desc);
-    }
-};
-using PlanKey = std::tuple<int64_t, int64_t, int64_t, int64_t, uint32_t>;  // M, N, K, ldy, D alignment
-
-// Per (device, stream): handle, workspace, plans. Never freed (like linear's GEMM context).
-struct LtCtx {
-    std::mutex mu;
-    cublasLtHandle_t h = nullptr;
-    void* ws = nullptr;
-    std::map<PlanKey, std::unique_ptr<Plan>> plans;
-};
-
-Result<LtCtx*> lt_ctx(cudaStream_t s) {
-    static std::mutex mu;
-    static std::map<std::pair<int, cudaStream_t>, std::unique_ptr<LtCtx>> all;
-    int dev = 0;
-    DSV4_CUDA_CHECK(cudaGetDevice(&dev));
-    std::lock_guard<std::mutex> lock(mu);
-    auto& c = all[{dev, s}];
-    if (!c) {
-        auto n = std::make_unique<LtCtx>();
-        DSV4_CUBLAS_CHECK(cublasLtCreate(&n->h));
-        DSV4_CUDA_CHECK(cudaMalloc(&n->ws, kLtWorkspace));
-        c = std::move(n);
-    }
-    return c.get();
-}
-
-Status build_plan(LtCtx& c, const PlanKey& key, Plan& p) {
-    const auto [M, N, K, ldy, align_d] = key;
-    DSV4_CUBLAS_CHECK(cublasLtMatmulDescCreate(&p.desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
-    const cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
-    const int32_t mode_a = CUBLASLT_MATMUL_MATRIX_SCALE_BLK128x128_32F,
-                  mode_b = CUBLASLT_MATMUL_MATRIX_SCALE_VEC128_32F;
-    DSV4_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof(ta)));
-    DSV4_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof(tb)));
-    DSV4_CUBLAS_CHECK(
-        cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_A_SCALE_MODE, &mode_a, sizeof(mode_a)));
-    DSV4_CUBLAS_CHECK(
-        cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_B_SCALE_MODE, &mode_b, sizeof(mode_b)));
-    DSV4_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p.la, CUDA_R_8F_E4M3, uint64_t(K), uint64_t(N), K));
-    DSV4_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p.lb, CUDA_R_8F_E4M3, uint64_t(K), uint64_t(M), K));
-    DSV4_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p.ld, CUDA_R_32F, uint64_t(N), uint64_t(M), ldy));
-    cublasLtMatmulPreference_t pref = nullptr;
-    DSV4_CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref));
-    const uint64_t ws_bytes = kLtWorkspace;
-    const uint32_t a256 = 256;
-    cublasStatus_t st = cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
-                                                             &ws_bytes, sizeof(ws_bytes));
-    if (st == CUBLAS_STATUS_SUCCESS)
-        st = cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &a256, 4);
-    if (st == CUBLAS_STATUS_SUCCESS)
-        st = cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &a256, 4);
-    if (st == CUBLAS_STATUS_SUCCESS)
-        st = cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &align_d,
-                                                  4);
-    if (st == CUBLAS_STATUS_SUCCESS)
-        st = cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &align_d,
-                                                  4);
-    cublasLtMatmulHeuristicResult_t heur{};
-    int n_algo = 0;
-    // The real scale pointers are set per call; the heuristic wants non-null ones (any device address).
-    const void* placeholder = c.ws;
-    if (st == CUBLAS_STATUS_SUCCESS)
-        st = cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, &placeholder,
-                                            sizeof(placeholder));
-    if (st == CUBLAS_STATUS_SUCCESS)
-        st = cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, &placeholder,
-                                            sizeof(placeholder));
-    if (st == CUBLAS_STATUS_SUCCESS)
-        st = cublasLtMatmulAlgoGetHeuristic(c.h, p.desc, p.la, p.lb, p.ld, p.ld, pref, 1, &heur, &n_algo);
-    cublasLtMatmulPreferenceDestroy(pref);
-    // NOT_SUPPORTED (or no result) means this combination has no kernel: the caller falls back.
-    p.ok = st == CUBLAS_STATUS_SUCCESS && n_algo > 0;
-    if (p.ok) p.algo = heur.algo;
-    // NOT_SUPPORTED / INVALID_VALUE (seen on H200 with cuBLAS 13 for fp32 output): no kernel for this
-    // combination; the caller takes the exact fallback (rounded x + cuda::linear). Said once per process.
-    if (st != CUBLAS_STATUS_SUCCESS) {
-        static std::once_flag once;
-        std::call_once(once, [&] {
-            log_warn(
-                "cuBLASLt has no block-scaled FP8 GEMM with fp32 output here (M={} N={} K={}: {}); "
-                "reference numerics use rounded activations + the fp32 linear instead",
-                M, N, K, cublasGetStatusString(st));
-        });
-    }
-    return Status::ok();
-}
-
-// The plan of a call (built on first use). Caller holds c.mu.
-Result<Plan*> plan_for(LtCtx& c, int64_t M, int64_t N, int64_t K, const float* y, int64_t ldy) {
-    const PlanKey key{M, N, K, ldy, alignment(y, ldy * 4)};
-    auto& p = c.plans[key];
-    if (!p) {
-        auto n = std::make_unique<Plan>();
-        DSV4_TRY(build_plan(c, key, *n));
-        p = std::move(n);
-    }
-    return p.get();
-}
-
-__global__ void expand_scales_kernel(const uint8_t* s, int64_t count, float* out) {
-    for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < count;
-         i += int64_t(gridDim.x) * blockDim.x)
-        out[i] = q::e8m0_value(s[i]);
-}
-
-struct WorkLayout {
-    int64_t codes, scales, rest, total;  // byte offsets from the 256-aligned base
-};
-WorkLayout work_layout(int64_t n, int64_t K) {
-    const int64_t m4 = n & ~int64_t(3), rem = n - m4;
-    WorkLayout l;
-    l.codes = 0;
-    l.scales = round_up(m4 * K, 256);
-    l.rest = l.scales + round_up((K / 128) * m4 * 4, 256);
-    l.total = l.rest + round_up(rem * K * 4, 256) + 256;  // + 256: base alignment slack
-    return l;
-}
-
 }  // namespace
 
 bool fp8_gemm_weight_ok(const WeightRef& w) {
-    return w.dtype == DType::f8_e4m3 && w.scale && w.block_rows == 128 && w.block_cols == 128 &&
-           w.scale_row0 == 0 && w.n_rows % 128 == 0 && w.n_cols % 128 == 0 &&
-           w.scale_cols == w.n_cols / 128 && reinterpret_cast<uintptr_t>(w.data) % 256 == 0 &&
-           reinterpret_cast<uintptr_t>(w.scale) % 4 == 0;
+    if (w.n_rows <= 0 || w.n_cols <= 0 || w.n_cols % kBK != 0 || !w.scale ||
+        reinterpret_cast<uintptr_t>(w.data) % 16 != 0)
+        return false;
+    if (w.dtype == DType::f8_e4m3)
+        return w.block_rows == 128 && w.block_cols == 128 && w.scale_row0 % 128 == 0 &&
+               w.scale_cols == w.n_cols / 128;
+    if (w.dtype == DType::fp4_e2m1)
+        return w.block_rows == 1 && w.block_cols == 32 && w.scale_cols == w.n_cols / 32 &&
+               reinterpret_cast<uintptr_t>(w.scale) % 4 == 0;
+    return false;
 }
 
-int64_t fp8_gemm_scale_floats(const WeightRef& w) {
-    return (w.n_rows / 128) * (w.n_cols / 128);
+int64_t fp8_gemm_work_bytes(int64_t rows, int64_t K) {
+    return round_up(rows * K, 256) + (K / 128) * rows * 4 + 256;  // + 256: base alignment slack
 }
 
-Status fp8_gemm_expand_scales(const WeightRef& w, float* out, cudaStream_t s) {
-    if (!fp8_gemm_weight_ok(w))
-        return error("fp8_gemm_expand_scales: the weight is not a whole 128x128 FP8 weight");
-    const int64_t count = fp8_gemm_scale_floats(w);
-    expand_scales_kernel<<<std::min<unsigned>(ceil_div_u(count, 256), 1024u), 256, 0, s>>>(w.scale, count,
-                                                                                           out);
-    DSV4_CUDA_LAUNCH_CHECK("expand_scales_kernel");
-    return Status::ok();
+Status fp8_gemm_q(const uint8_t* xq, const float* xs, int64_t lds, int64_t n, const WeightRef& w, float* y,
+                  int64_t ldy, cudaStream_t s) {
+    if (n <= 0) return Status::ok();
+    if (!fp8_gemm_weight_ok(w) || lds < n || ldy < w.n_rows || ceil_div_u(n, 64) > 65535u)
+        return error("fp8_gemm: unsupported call (n={}, N={}, K={}, lds={}, ldy={}, dtype {})", n, w.n_rows,
+                     w.n_cols, lds, ldy, dtype_name(w.dtype));
+    GemmArgs a{xq, xs, lds, n, 1, w.n_cols, DevWeight::from(w), nullptr, nullptr, nullptr, nullptr, y, ldy};
+    if (w.dtype == DType::fp4_e2m1) return launch<DType::fp4_e2m1>(a, w.n_rows, n, false, s);
+    return launch<DType::f8_e4m3>(a, w.n_rows, n, false, s);
 }
 
-int64_t fp8_gemm_work_bytes(int64_t n, int64_t K) {
-    return work_layout(n, K).total;
+Status fp8_gemm(const float* x, int64_t n, int64_t ldx, const WeightRef& w, float* y, int64_t ldy, void* work,
+                cudaStream_t s) {
+    if (n <= 0) return Status::ok();
+    const int64_t K = w.n_cols;
+    if (!fp8_gemm_weight_ok(w) || ldx < K)
+        return error("fp8_gemm: unsupported call (n={}, N={}, K={}, ldx={}, dtype {})", n, w.n_rows, K, ldx,
+                     dtype_name(w.dtype));
+    auto* codes = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(work) + 255) & ~uintptr_t(255));
+    auto* xs = reinterpret_cast<float*>(codes + round_up(n * K, 256));
+    DSV4_TRY(fp8_quantize_act(x, n, ldx, K, n, codes, xs, s));
+    return fp8_gemm_q(codes, xs, n, n, w, y, ldy, s);
 }
 
-Result<bool> fp8_gemm_available(int64_t n, const WeightRef& w, const float* y, int64_t ldy, cudaStream_t s) {
-    if (n < 4 || !fp8_gemm_weight_ok(w) || ldy < w.n_rows || alignment(y, ldy * 4) < 16) return false;
-    LtCtx* c;
-    DSV4_TRY_ASSIGN(c, lt_ctx(s));
-    std::lock_guard<std::mutex> lock(c->mu);
-    Plan* p;
-    DSV4_TRY_ASSIGN(p, plan_for(*c, n & ~int64_t(3), w.n_rows, w.n_cols, y, ldy));
-    return p->ok;
-}
-
-Status fp8_gemm(const float* x, int64_t n, int64_t ldx, const WeightRef& w, const float* w_scale, float* y,
-                int64_t ldy, void* work, cudaStream_t s) {
-    const int64_t N = w.n_rows, K = w.n_cols, M = n & ~int64_t(3), rem = n - M;
-    if (n < 4 || !fp8_gemm_weight_ok(w) || ldx < K || ldy < N)
-        return error("fp8_gemm: unsupported call (n={}, N={}, K={}, ldx={}, ldy={}, dtype {})", n, N, K, ldx,
-                     ldy, dtype_name(w.dtype));
-    const WorkLayout l = work_layout(n, K);
-    auto* base = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(work) + 255) & ~uintptr_t(255));
-    uint8_t* codes = base + l.codes;
-    auto* xs = reinterpret_cast<float*>(base + l.scales);
-    DSV4_TRY(fp8_quantize_act(x, M, ldx, K, M, codes, xs, s));
-    LtCtx* c;
-    DSV4_TRY_ASSIGN(c, lt_ctx(s));
-    {
-        std::lock_guard<std::mutex> lock(c->mu);
-        Plan* p;
-        DSV4_TRY_ASSIGN(p, plan_for(*c, M, N, K, y, ldy));
-        if (!p->ok)
-            return error(
-                "fp8_gemm: cuBLASLt has no block-scaled FP8 algorithm with fp32 output for M={} N={} K={} "
-                "ldy={} (check fp8_gemm_available first)",
-                M, N, K, ldy);
-        // The scale pointers are per call; the descriptor is read when the call is enqueued.
-        DSV4_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER,
-                                                         &w_scale, sizeof(w_scale)));
-        DSV4_CUBLAS_CHECK(
-            cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, &xs, sizeof(xs)));
-        const float alpha = 1.0f, beta = 0.0f;
-        DSV4_CUBLAS_CHECK(cublasLtMatmul(c->h, p->desc, &alpha, w.data, p->la, codes, p->lb, &beta, y, p->ld,
-                                         y, p->ld, &p->algo, c->ws, kLtWorkspace, s));
-    }
-    if (rem > 0) {  // the last n % 4 rows: REF rounding, then the exact GEMV
-        auto* xr = reinterpret_cast<float*>(base + l.rest);
-        DSV4_TRY(fp8_roundtrip_rows(x + M * ldx, ldx, xr, K, rem, K, 128, s));
-        DSV4_TRY(linear(xr, rem, K, w, y + M * ldy, ldy, s));
-    }
-    return Status::ok();
+Status fp8_gemm_grouped_q(const uint8_t* xq, const float* xs, int64_t lds, int64_t x_div,
+                          const DevWeight* table, const WeightRef& proto, const int32_t* perm,
+                          const int32_t* chunks, const int32_t* n_chunks, int64_t max_chunks, float* y,
+                          int64_t ldy, cudaStream_t s) {
+    if (max_chunks <= 0) return Status::ok();
+    if (!fp8_gemm_weight_ok(proto) || x_div < 1 || ldy < proto.n_rows || max_chunks > 65535)
+        return error("fp8_gemm_grouped: unsupported call (N={}, K={}, x_div={}, ldy={}, {} chunks, dtype {})",
+                     proto.n_rows, proto.n_cols, x_div, ldy, max_chunks, dtype_name(proto.dtype));
+    GemmArgs a{xq,    xs,   lds,    0,        x_div, proto.n_cols, DevWeight::from(proto),
+               table, perm, chunks, n_chunks, y,     ldy};
+    if (proto.dtype == DType::fp4_e2m1) return launch<DType::fp4_e2m1>(a, proto.n_rows, max_chunks, true, s);
+    return launch<DType::f8_e4m3>(a, proto.n_rows, max_chunks, true, s);
 }
 
 }  // namespace dsv4::cuda

@@ -1151,20 +1151,21 @@ Status linear_multi(const LinearSeg* segs, int n_segs, int64_t n, cudaStream_t s
     return Status::ok();
 }
 
-int64_t moe_max_chunks(int64_t n_pairs, int64_t E) {
-    // every chunk holds ≥ 1 pair; experts split at most once per kLinearTok pairs
-    return std::max<int64_t>(1, std::min(n_pairs, (n_pairs + kLinearTok - 1) / kLinearTok + E));
+int64_t moe_max_chunks(int64_t n_pairs, int64_t E, int64_t rows_per_chunk) {
+    // every chunk holds ≥ 1 pair; experts split at most once per rows_per_chunk pairs
+    return std::max<int64_t>(1, std::min(n_pairs, (n_pairs + rows_per_chunk - 1) / rows_per_chunk + E));
 }
 
 Status moe_group(const int32_t* esel, int64_t n_pairs, int64_t E, int32_t* perm, int32_t* chunks,
-                 int32_t* n_chunks, int32_t* scratch, cudaStream_t s) {
+                 int32_t* n_chunks, int32_t* scratch, cudaStream_t s, int rows_per_chunk) {
+    if (rows_per_chunk < 1) return error("cuda::moe_group: rows_per_chunk = {}", rows_per_chunk);
     if (n_pairs <= kGroupParallelMaxPairs && E <= kGroupThreads) {
-        moe_group_parallel_kernel<<<1, kGroupThreads, 0, s>>>(esel, int(n_pairs), int(E), kLinearTok, perm,
-                                                              chunks, n_chunks);
+        moe_group_parallel_kernel<<<1, kGroupThreads, 0, s>>>(esel, int(n_pairs), int(E), rows_per_chunk,
+                                                              perm, chunks, n_chunks);
         DSV4_CUDA_LAUNCH_CHECK("moe_group_parallel_kernel");
         return Status::ok();
     }
-    moe_group_kernel<<<1, 32, 0, s>>>(esel, n_pairs, E, kLinearTok, perm, chunks, n_chunks, scratch);
+    moe_group_kernel<<<1, 32, 0, s>>>(esel, n_pairs, E, rows_per_chunk, perm, chunks, n_chunks, scratch);
     DSV4_CUDA_LAUNCH_CHECK("moe_group_kernel");
     return Status::ok();
 }

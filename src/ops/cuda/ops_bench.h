@@ -23,14 +23,14 @@ Result<double> measure_sgemm_tflops(int64_t M, int64_t N, int64_t K, int reps);
 // dequantize + SGEMM path, its scratch grown in the warm-up calls), weights rotated over > 2× L2; median
 // microseconds per call (event-bracketed, so it includes the isolated-launch cost).
 Result<double> bench_linear_us(DType dt, int64_t n_tok, int64_t N, int64_t K, int reps);
-// Block-scaled FP8 GEMM (fp8_gemm_sm90.cu, its activation quantization included): `groups` back-to-back calls
-// of M tokens × (N, K), each on its own random FP8 weight (groups = 1: one dense projection; groups = E: one
-// call per routed expert), weights rotated over > 2× L2; verified first against FP8 rounding + cuda::linear.
-// Median per call and the achieved TFLOP/s (2·groups·M·N·K per rep).
+// The FP8 tensor-core GEMM (fp8_gemm_sm90.cu) on random FP8 or FP4 weights, activations quantized once
+// outside the timing: groups = 1 one dense fp8_gemm_q of M rows × (N, K); groups = E one fp8_gemm_grouped_q
+// over E experts of M pairs each. Weight sets rotated over > 2× L2; verified first against FP8 rounding +
+// cuda::linear. Median per call and the achieved TFLOP/s (2·groups·M·N·K per call).
 struct Fp8GemmBench {
     double us_per_call = 0, tflops = 0, rel_err = 0;  // rel_err: ‖fp8_gemm − fp32 path‖ / ‖fp32 path‖
 };
-Result<Fp8GemmBench> bench_fp8_gemm(int64_t groups, int64_t M, int64_t N, int64_t K, int reps);
+Result<Fp8GemmBench> bench_fp8_gemm(DType dt, int64_t groups, int64_t M, int64_t N, int64_t K, int reps);
 
 // ---- bench_host.cpp: the current device and pinned uploads
 struct DeviceInfo {

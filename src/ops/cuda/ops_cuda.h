@@ -73,9 +73,10 @@ Status sgemm_f32(const float* A, int64_t lda, const float* B, int64_t ldb, int64
 // n_pairs ≥ 128 (prefill; not under graph capture): the chunk table is read back to the host (one
 // cudaStreamSynchronize); experts with ≥ 16 pairs gather their x rows into the activation scratch, run one
 // SGEMM against their dequantized weight and scatter the rows back; the others keep the GEMV kernel.
-int64_t moe_max_chunks(int64_t n_pairs, int64_t E);
+// rows_per_chunk: the chunk size (8 for linear_grouped, kFp8GemmGroupRows for fp8_gemm_grouped_q).
+int64_t moe_max_chunks(int64_t n_pairs, int64_t E, int64_t rows_per_chunk = 8);
 Status moe_group(const int32_t* esel, int64_t n_pairs, int64_t E, int32_t* perm, int32_t* chunks,
-                 int32_t* n_chunks, int32_t* scratch, cudaStream_t s);
+                 int32_t* n_chunks, int32_t* scratch, cudaStream_t s, int rows_per_chunk = 8);
 Status linear_grouped(const float* x, int64_t n_pairs, int64_t ldx, int64_t x_div, const DevWeight* table,
                       const WeightRef& proto, const int32_t* perm, const int32_t* chunks,
                       const int32_t* n_chunks, int64_t max_chunks, float* y, int64_t ldy, cudaStream_t s,
@@ -244,24 +245,30 @@ Status fp8_quantize_act(const float* x, int64_t rows, int64_t ldx, int64_t K, in
 Status scale_rows(float* x, int64_t rows, int64_t ld, int64_t d, const float* w, cudaStream_t s);
 Status fill_f32(float* x, int64_t count, float v, cudaStream_t s);
 
-// ---- fp8_gemm_sm90.cu: y [n, N] (row stride ldy) = act_quant(x) [n, K] · W [N, K]ᵀ in fp32 through
-// cuBLASLt's block-scaled FP8 GEMM (A = W with 128x128 fp32 scales, B = x as e4m3 + 1x128 scales from
-// fp8_quantize_act, fp32 accumulation and output, no fast accumulation): cpu::linear of the FP8-rounded x up
-// to the summation order (and the tensor core's accumulation inside each 128-K block).
-// docs/kernels/fp8_gemm.md. W must pass fp8_gemm_weight_ok: FP8 e4m3, 128x128 scales, N and K multiples of
-// 128, a whole weight (no row view inside a scale block), 256 B aligned. Per (device, stream) it keeps a
-// cuBLASLt handle, a 32 MB workspace and the matmul descriptors + heuristic results per (n, N, K, ldy,
-// alignment), built by the first call of a shape (make one warm-up call per shape before graph capture). The
-// n % 4 trailing rows (cuBLASLt has no algorithm for 1-2 rows) go through FP8 rounding + cuda::linear.
+// ---- fp8_gemm_sm90.cu: y [n, N] (row stride ldy) = act_quant(x) [n, K] · W [N, K]ᵀ in fp32 on the FP8
+// tensor cores (mma.sync e4m3, our kernel): W FP8 e4m3 + 128x128 UE8M0 or packed FP4 e2m1 + UE8M0 per 32
+// (nibbles expanded to e4m3 in registers, exactly), x as e4m3 codes + 1x128 power-of-two scales from
+// fp8_quantize_act; each 128-K block (FP8) or 32-K sub-block (FP4) of the tensor-core sum is promoted to
+// fp32 with its scales. = cpu::linear of the FP8-rounded x up to the summation order.
+// docs/kernels/fp8_gemm.md. W must pass fp8_gemm_weight_ok: K % 128 == 0, 16 B aligned codes; FP8 with
+// 128x128 scales whose row view starts on a block (scale_row0 % 128 == 0), or FP4 with per-32 scales (4 B
+// aligned). Any N, any n.
 bool fp8_gemm_weight_ok(const WeightRef& w);
-int64_t fp8_gemm_scale_floats(const WeightRef& w);  // (N/128)·(K/128)
-// The weight's UE8M0 scales as fp32 (once per weight, at load): out [N/128, K/128].
-Status fp8_gemm_expand_scales(const WeightRef& w, float* out, cudaStream_t s);
+// Bytes of fp8_gemm's work buffer (codes + scales of n rows of K).
 int64_t fp8_gemm_work_bytes(int64_t n, int64_t K);
-// Whether cuBLASLt offers an algorithm for this call (queried once per shape, then cached).
-Result<bool> fp8_gemm_available(int64_t n, const WeightRef& w, const float* y, int64_t ldy, cudaStream_t s);
-// w_scale: fp8_gemm_expand_scales of w; work: ≥ fp8_gemm_work_bytes(n, K) bytes; n ≥ 4.
-Status fp8_gemm(const float* x, int64_t n, int64_t ldx, const WeightRef& w, const float* w_scale, float* y,
-                int64_t ldy, void* work, cudaStream_t s);
+// Quantizes x into work, then fp8_gemm_q.
+Status fp8_gemm(const float* x, int64_t n, int64_t ldx, const WeightRef& w, float* y, int64_t ldy, void* work,
+                cudaStream_t s);
+// On codes xq [≥ n, K] and scales xs [K/128, lds] of fp8_quantize_act (rows_pad = lds).
+Status fp8_gemm_q(const uint8_t* xq, const float* xs, int64_t lds, int64_t n, const WeightRef& w, float* y,
+                  int64_t ldy, cudaStream_t s);
+// Routed experts: y[p] = act_quant(x)[p / x_div] · table[e]ᵀ for every pair p of every chunk, the chunk
+// table from moe_group with rows_per_chunk = kFp8GemmGroupRows (chunks past *n_chunks exit at once, so
+// max_chunks only bounds the launch; no host sync). xq/xs/lds as fp8_gemm_q, over the x rows.
+constexpr int64_t kFp8GemmGroupRows = 64;
+Status fp8_gemm_grouped_q(const uint8_t* xq, const float* xs, int64_t lds, int64_t x_div,
+                          const DevWeight* table, const WeightRef& proto, const int32_t* perm,
+                          const int32_t* chunks, const int32_t* n_chunks, int64_t max_chunks, float* y,
+                          int64_t ldy, cudaStream_t s);
 
 }  // namespace dsv4::cuda
