@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <climits>
+#include <cstdlib>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -1068,6 +1069,20 @@ Status grouped_gemm_dispatch(const float* x, int64_t n_pairs, int64_t ldx, int64
     }
 }
 
+// DSV4_LINEAR_MMA: 0 = GEMV only; 1 (default) = linear_mma for 2..15 token rows (and grouped calls whose
+// hint allows ≥ 2 pairs per expert); 2 = linear_mma from 1 row.
+int mma_mode() {
+    static const int m = [] {
+        const char* e = std::getenv("DSV4_LINEAR_MMA");
+        return e ? std::atoi(e) : 1;
+    }();
+    return m;
+}
+bool use_mma(int64_t rows, const WeightRef& w, const float* x, int64_t ldx) {
+    const int m = mma_mode();
+    return m > 0 && (rows >= 2 || m >= 2) && linear_mma_ok(w, x, ldx);
+}
+
 bool capturing(cudaStream_t s) {
     cudaStreamCaptureStatus cap = cudaStreamCaptureStatusNone;
     if (cudaStreamIsCapturing(s, &cap) != cudaSuccess) {
@@ -1087,6 +1102,8 @@ Status linear(const float* x, int64_t n, int64_t ldx, const WeightRef& w, float*
         ldy >= dw.n_rows && fits_int(n) && fits_int(ldx) && fits_int(ldy) && fits_int(dw.n_rows) &&
         fits_int(dw.n_cols))
         return linear_gemm(x, n, ldx, dw, y, ldy, s);
+    if (use_mma(n, w, x, ldx))
+        return linear_mma(x, n, ldx, 1, dw, nullptr, nullptr, nullptr, nullptr, 0, y, ldy, s, n);
     return dispatch(x, n, ldx, 1, dw, nullptr, nullptr, nullptr, nullptr, 0, y, ldy, s, n);
 }
 
@@ -1116,7 +1133,7 @@ Status linear_multi(const LinearSeg* segs, int n_segs, int64_t n, cudaStream_t s
             default:
                 break;
         }
-        if (n < kGemmMinTokens && vec && w.n_rows > 0)
+        if (n < kGemmMinTokens && vec && w.n_rows > 0 && !use_mma(n, segs[i].w, segs[i].x, segs[i].ldx))
             by_format[w.dtype].push_back(i);
         else
             rest.push_back(i);
@@ -1182,8 +1199,11 @@ Status linear_grouped(const float* x, int64_t n_pairs, int64_t ldx, int64_t x_di
         fits_int(dp.n_rows) && fits_int(dp.n_cols) && !capturing(s))
         return grouped_gemm_dispatch(x, n_pairs, ldx, x_div, table, dp, perm, chunks, n_chunks, max_chunks, y,
                                      ldy, s);
-    return dispatch(x, n_pairs, ldx, x_div, dp, table, perm, chunks, n_chunks, max_chunks, y, ldy, s,
-                    max_per_expert > 0 ? max_per_expert : kLinearTok);
+    const int64_t hint = max_per_expert > 0 ? max_per_expert : kLinearTok;
+    if (use_mma(hint, proto, x, ldx))
+        return linear_mma(x, n_pairs, ldx, x_div, dp, table, perm, chunks, n_chunks, max_chunks, y, ldy, s,
+                          hint);
+    return dispatch(x, n_pairs, ldx, x_div, dp, table, perm, chunks, n_chunks, max_chunks, y, ldy, s, hint);
 }
 
 Status sgemm_f32(const float* A, int64_t lda, const float* B, int64_t ldb, int64_t m, int64_t n, int64_t k,

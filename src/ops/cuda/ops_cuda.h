@@ -245,6 +245,18 @@ Status fp8_quantize_act(const float* x, int64_t rows, int64_t ldx, int64_t K, in
 Status scale_rows(float* x, int64_t rows, int64_t ld, int64_t d, const float* w, cudaStream_t s);
 Status fill_f32(float* x, int64_t count, float v, cudaStream_t s);
 
+// ---- gemv_mma_sm90.cu: the decode linear on the tensor cores — y = x·Wᵀ for few token rows (or routed
+// experts: the chunk table of linear_grouped) at fp32 accuracy: weight·scale exact in bf16, x split into
+// three bf16 pieces, bf16 mma.sync with fp32 accumulation; = cpu::linear up to the summation order. W: bf16,
+// FP8 e4m3 (block scales), FP4 e2m1 (per-32 scales); linear_mma_ok says whether the call qualifies (K a
+// multiple of 32 / 64 / 128 values, 16 B aligned weight and x rows). Arguments as linear_grouped's (chunks
+// null: n dense token rows); tok_hint unused but kept for the dispatch signature. cuda::linear and
+// linear_grouped route 2..15 token rows here (DSV4_LINEAR_MMA=0 off, 2 also for 1 row; docs/env.md).
+bool linear_mma_ok(const WeightRef& w, const float* x, int64_t ldx);
+Status linear_mma(const float* x, int64_t n, int64_t ldx, int64_t x_div, const DevWeight& w,
+                  const DevWeight* table, const int32_t* perm, const int32_t* chunks, const int32_t* n_chunks,
+                  int64_t max_chunks, float* y, int64_t ldy, cudaStream_t s, int64_t tok_hint);
+
 // ---- fp8_gemm_sm90.cu: y [n, N] (row stride ldy) = act_quant(x) [n, K] · W [N, K]ᵀ in fp32 on the FP8
 // tensor cores (mma.sync e4m3, our kernel): W FP8 e4m3 + 128x128 UE8M0 or packed FP4 e2m1 + UE8M0 per 32
 // (nibbles expanded to e4m3 in registers, exactly), x as e4m3 codes + 1x128 power-of-two scales from
