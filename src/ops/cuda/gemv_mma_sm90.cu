@@ -38,16 +38,15 @@ struct Mw;
 template <>
 struct Mw<DType::bf16> {
     static constexpr int kE = 8;
-    __device__ static void words(const uint4& q, const DevWeight&, int64_t, int64_t, uint32_t* v) {
+    __device__ static void words(const uint4& q, const uint8_t*, int64_t, uint32_t* v) {
         v[0] = q.x, v[1] = q.y, v[2] = q.z, v[3] = q.w;
     }
 };
 template <>
 struct Mw<DType::f8_e4m3> {
     static constexpr int kE = 16;
-    __device__ static void words(const uint4& q, const DevWeight& w, int64_t r, int64_t k, uint32_t* v) {
-        const float s = e8m0_to_f32_dev(
-            __ldg(w.scale + ((w.scale_row0 + r) / w.block_rows) * w.scale_cols + k / w.block_cols));
+    __device__ static void words(const uint4& q, const uint8_t* srow, int64_t kb, uint32_t* v) {
+        const float s = e8m0_to_f32_dev(__ldg(srow + kb));
         const uint32_t u[4] = {q.x, q.y, q.z, q.w};
 #pragma unroll
         for (int i = 0; i < 4; ++i)
@@ -57,11 +56,9 @@ struct Mw<DType::f8_e4m3> {
 template <>
 struct Mw<DType::fp4_e2m1> {
     static constexpr int kE = 32;  // one per-32 scale block
-    __device__ static void words(const uint4& q, const DevWeight& w, int64_t r, int64_t k, uint32_t* v) {
+    __device__ static void words(const uint4& q, const uint8_t* srow, int64_t kb, uint32_t* v) {
         // e2m1 → e4m3 bytes of value·2^-6 (bit placement, exact), the 2^6 folded into the scale
-        const float s =
-            e8m0_to_f32_dev(__ldg(w.scale + ((w.scale_row0 + r) / w.block_rows) * w.scale_cols + k / 32)) *
-            64.0f;
+        const float s = e8m0_to_f32_dev(__ldg(srow + kb)) * 64.0f;
         const uint32_t u[4] = {q.x, q.y, q.z, q.w};
 #pragma unroll
         for (int i = 0; i < 4; ++i) {
@@ -129,6 +126,10 @@ __global__ void __launch_bounds__(kThreads)
     const int64_t row_bytes = K / E * 16;
     const uint8_t* wa = w.data + ra * row_bytes;
     const uint8_t* wb = w.data + rb * row_bytes;
+    // scale rows and the k → scale column shift, once per thread (FP8 / FP4; bf16 has none)
+    const uint8_t* sra = w.scale ? w.scale + ((w.scale_row0 + ra) / w.block_rows) * w.scale_cols : nullptr;
+    const uint8_t* srb = w.scale ? w.scale + ((w.scale_row0 + rb) / w.block_rows) * w.scale_cols : nullptr;
+    const int kshift = w.scale ? __ffs(w.block_cols) - 1 : 0;
     constexpr int64_t kChunkBytes = 16;
 
     for (int p0 = 0; p0 < n_valid; p0 += T) {
@@ -155,8 +156,8 @@ __global__ void __launch_bounds__(kThreads)
                 }
                 const int64_t k0 = (sg * 4 + t) * E;  // the thread's chunk
                 uint32_t va[E / 2], vb[E / 2];
-                F::words(qa, w, ra, k0, va);
-                F::words(qb, w, rb, k0, vb);
+                F::words(qa, sra, k0 >> kshift, va);
+                F::words(qb, srb, k0 >> kshift, vb);
 #pragma unroll
                 for (int j = 0; j < E / 4; ++j) {
 #pragma unroll
@@ -243,7 +244,7 @@ bool linear_mma_ok(const WeightRef& w, const float* x, int64_t ldx) {
             E = 8;
             break;
         case DType::f8_e4m3:
-            E = w.block_cols % 16 == 0 ? 16 : 0;
+            E = w.block_cols % 16 == 0 && (w.block_cols & (w.block_cols - 1)) == 0 ? 16 : 0;
             break;
         case DType::fp4_e2m1:
             E = w.block_cols == 32 ? 32 : 0;

@@ -225,7 +225,7 @@ struct Gemv;
 template <>
 struct Gemv<DType::f32> {
     static constexpr int kSub = 1;  // sub-blocks of 4 values per 16-byte chunk
-    __device__ static float mult(const DevWeight&, int64_t, int64_t) { return 1.0f; }
+    __device__ static float mult(const uint8_t*, int64_t) { return 1.0f; }
     template <int S>
     __device__ static void sub(const uint4& q, float* v) {
         v[0] = __uint_as_float(q.x), v[1] = __uint_as_float(q.y), v[2] = __uint_as_float(q.z),
@@ -235,7 +235,7 @@ struct Gemv<DType::f32> {
 template <>
 struct Gemv<DType::bf16> {
     static constexpr int kSub = 2;
-    __device__ static float mult(const DevWeight&, int64_t, int64_t) { return 1.0f; }
+    __device__ static float mult(const uint8_t*, int64_t) { return 1.0f; }
     template <int S>
     __device__ static void sub(const uint4& q, float* v) {
         const uint32_t a = word<2 * S>(q), b = word<2 * S + 1>(q);
@@ -246,7 +246,7 @@ struct Gemv<DType::bf16> {
 template <>
 struct Gemv<DType::f16> {
     static constexpr int kSub = 2;
-    __device__ static float mult(const DevWeight&, int64_t, int64_t) { return 1.0f; }
+    __device__ static float mult(const uint8_t*, int64_t) { return 1.0f; }
     template <int S>
     __device__ static void sub(const uint4& q, float* v) {
         const uint32_t u[2] = {word<2 * S>(q), word<2 * S + 1>(q)};
@@ -262,8 +262,8 @@ struct Gemv<DType::f16> {
 template <>
 struct Gemv<DType::f8_e4m3> {
     static constexpr int kSub = 4;
-    __device__ static float mult(const DevWeight& w, int64_t r, int64_t k) {
-        return BlockScaled::scale(w, r, k);
+    __device__ static float mult(const uint8_t* srow, int64_t kb) {
+        return e8m0_to_f32_dev(__ldg(srow + kb));
     }
     template <int S>
     __device__ static void sub(const uint4& q, float* v) {
@@ -276,8 +276,8 @@ template <>
 struct Gemv<DType::fp4_e2m1> {
     static constexpr int kSub = 8;
     // decoded codes carry 2^−6 (e4m3 placement): the multiplier puts it back (exact, a power of two)
-    __device__ static float mult(const DevWeight& w, int64_t r, int64_t k) {
-        return BlockScaled::scale(w, r, k) * 64.0f;
+    __device__ static float mult(const uint8_t* srow, int64_t kb) {
+        return e8m0_to_f32_dev(__ldg(srow + kb)) * 64.0f;
     }
     // e2m1 nibble s·eem → e4m3 byte s·000·eem·00 = the same value · 2^−6 (normal and subnormal codes);
     // even nibbles sit in the low half of each byte, odd nibbles in the high half.
@@ -328,6 +328,13 @@ __device__ __forceinline__ void gemv_body(const float* __restrict__ x, int64_t n
     int64_t rr[R];
 #pragma unroll
     for (int r = 0; r < R; ++r) rr[r] = r0 + r < N ? r0 + r : N - 1;  // rows past N: read, never written
+    // each row's scale row and the shift from k to its scale column, once (not two 64-bit divisions per
+    // chunk and row: they were the GEMV's bottleneck on FP8/FP4 weights)
+    const uint8_t* srow[R];
+    const int kshift = w.scale ? __ffs(w.block_cols) - 1 : 0;
+#pragma unroll
+    for (int r = 0; r < R; ++r)
+        srow[r] = w.scale ? w.scale + ((w.scale_row0 + rr[r]) / w.block_rows) * w.scale_cols : nullptr;
     for (int p0 = 0; p0 < n_valid; p0 += T) {
         const int nv = n_valid - p0 < T ? n_valid - p0 : T;
         int64_t orow[T];
@@ -356,7 +363,7 @@ __device__ __forceinline__ void gemv_body(const float* __restrict__ x, int64_t n
                 for (int r = 0; r < R; ++r) qn[r] = Fmt<DT>::raw(w, rr[r], (c + G) * E);
             float m[R];
 #pragma unroll
-            for (int r = 0; r < R; ++r) m[r] = F::mult(w, rr[r], c * E);
+            for (int r = 0; r < R; ++r) m[r] = F::mult(srow[r], (c * E) >> kshift);
             float ps[R][T];
 #pragma unroll
             for (int r = 0; r < R; ++r)
@@ -571,7 +578,9 @@ template <DType DT>
 bool can_vectorize(const DevWeight& w, const float* x, int64_t ldx) {
     constexpr int E = Fmt<DT>::kElems;
     if (w.n_cols % E != 0 || !aligned16(w.data) || !aligned16(x) || ldx % 4 != 0) return false;
-    if ((DT == DType::f8_e4m3 || DT == DType::fp4_e2m1) && w.block_cols % E != 0) return false;
+    if ((DT == DType::f8_e4m3 || DT == DType::fp4_e2m1) &&
+        (w.block_cols % E != 0 || (w.block_cols & (w.block_cols - 1)) != 0))
+        return false;
     return true;
 }
 
