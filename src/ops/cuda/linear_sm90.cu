@@ -570,6 +570,59 @@ __global__ void __launch_bounds__(kGroupThreads)
     if (tid == 0) *n_chunks = total_chunks;
 }
 
+// The same (stable) table for many pairs (prefill: chunk·6 pairs), one CTA of kGroupThreads: a histogram in
+// shared memory and the two scans, then the pairs in tiles of kGroupThreads in order; a pair's place = its
+// expert's cursor + the same expert's pairs in earlier warps of the tile (per-warp counts) + its rank among
+// the warp's lanes with that expert (match_any). E ≤ kGroupLargeMaxExperts.
+constexpr int kGroupLargeMaxExperts = 512;
+__global__ void __launch_bounds__(kGroupThreads)
+    moe_group_large_kernel(const int32_t* __restrict__ esel, int64_t n_pairs, int E, int tok,
+                           int32_t* __restrict__ perm, int32_t* __restrict__ chunks,
+                           int32_t* __restrict__ n_chunks) {
+    constexpr int kW = kGroupThreads / 32;
+    __shared__ int cnt[kGroupThreads], cursor[kGroupLargeMaxExperts];
+    __shared__ uint16_t wcnt[kW][kGroupLargeMaxExperts];
+    __shared__ int wsum[32], total_slots, total_chunks;
+    const int tid = int(threadIdx.x), lane = tid & 31, warp = tid >> 5;
+    cnt[tid] = 0;
+    for (int i = tid; i < kW * kGroupLargeMaxExperts; i += kGroupThreads) (&wcnt[0][0])[i] = 0;
+    __syncthreads();
+    for (int64_t p = tid; p < n_pairs; p += kGroupThreads) atomicAdd(&cnt[esel[p]], 1);
+    __syncthreads();
+    const int c = tid < E ? cnt[tid] : 0, nch = (c + tok - 1) / tok;
+    const int first = block_exclusive_scan(c, wsum, &total_slots);
+    const int first_chunk = block_exclusive_scan(nch, wsum, &total_chunks);
+    if (tid < E) {
+        cursor[tid] = first;
+        for (int i = 0; i < nch; ++i) {
+            int32_t* ch = chunks + 3 * (first_chunk + i);
+            ch[0] = tid, ch[1] = first + i * tok, ch[2] = min(tok, c - i * tok);
+        }
+    }
+    if (tid == 0) *n_chunks = total_chunks;
+    __syncthreads();
+    const unsigned lt = (1u << lane) - 1u;
+    for (int64_t p0 = 0; p0 < n_pairs; p0 += kGroupThreads) {
+        const int64_t p = p0 + tid;
+        const int e = p < n_pairs ? esel[p] : -1;
+        const unsigned peers = __match_any_sync(0xffffffffu, e);
+        if (e >= 0 && lane == __ffs(peers) - 1) wcnt[warp][e] = uint16_t(__popc(peers));
+        __syncthreads();
+        if (e >= 0) {
+            int before = 0;
+            for (int w = 0; w < warp; ++w) before += wcnt[w][e];
+            perm[cursor[e] + before + __popc(peers & lt)] = int32_t(p);
+        }
+        __syncthreads();
+        if (tid < E) {
+            int tile = 0;
+            for (int w = 0; w < kW; ++w) tile += wcnt[w][tid], wcnt[w][tid] = 0;
+            cursor[tid] += tile;
+        }
+        __syncthreads();
+    }
+}
+
 bool aligned16(const void* p) {
     return (reinterpret_cast<uintptr_t>(p) & 15u) == 0;
 }
@@ -1189,6 +1242,12 @@ Status moe_group(const int32_t* esel, int64_t n_pairs, int64_t E, int32_t* perm,
         moe_group_parallel_kernel<<<1, kGroupThreads, 0, s>>>(esel, int(n_pairs), int(E), rows_per_chunk,
                                                               perm, chunks, n_chunks);
         DSV4_CUDA_LAUNCH_CHECK("moe_group_parallel_kernel");
+        return Status::ok();
+    }
+    if (E <= kGroupLargeMaxExperts && n_pairs <= INT32_MAX) {
+        moe_group_large_kernel<<<1, kGroupThreads, 0, s>>>(esel, n_pairs, int(E), rows_per_chunk, perm,
+                                                           chunks, n_chunks);
+        DSV4_CUDA_LAUNCH_CHECK("moe_group_large_kernel");
         return Status::ok();
     }
     moe_group_kernel<<<1, 32, 0, s>>>(esel, n_pairs, E, rows_per_chunk, perm, chunks, n_chunks, scratch);

@@ -66,7 +66,8 @@ Status sgemm_f32(const float* A, int64_t lda, const float* B, int64_t ldb, int64
                  float* C, int64_t ldc, cudaStream_t s);
 // Routed experts, grouped: moe_group sorts the n_pairs (token, slot) pairs by expert (esel [n_pairs])
 // into perm [n_pairs] and a chunk table chunks [moe_max_chunks, 3] = {expert, start, count} with
-// *n_chunks used (scratch [E + 1] int32). linear_grouped then computes y[p] = table[e]·x[p / x_div] for
+// *n_chunks used (scratch [E + 1] int32); stable (pair order within an expert), one CTA (parallel for
+// E ≤ 512; a single thread only beyond). linear_grouped then computes y[p] = table[e]·x[p / x_div] for
 // every pair p (all table entries of proto's dtype and shape), reading each expert's weight once per chunk.
 // max_per_expert (0 = unknown): a bound on the pairs of one expert (e.g. the token count when every token
 // picks distinct experts); it sizes the GEMV kernel's token pass and is never needed for correctness.
