@@ -669,12 +669,11 @@ struct CudaForward::Impl {
             DSV4_TRY(cuda::moe_group(esel, np, E, perm, gchunks, n_chunks, scratch, stream,
                                      int(cuda::kFp8GemmGroupRows)));
             uint8_t *xq, *hq;
-            float *xs, *hs, *ones;
+            float *xs, *hs;
             DSV4_TRY_ASSIGN(xq, ws.get<uint8_t>(n * D));
             DSV4_TRY_ASSIGN(xs, ws.get<float>(n * (D / 128)));
             DSV4_TRY_ASSIGN(hq, ws.get<uint8_t>(np * I));
             DSV4_TRY_ASSIGN(hs, ws.get<float>(np * (I / 128)));
-            DSV4_TRY_ASSIGN(ones, ws.get<float>(np));
             DSV4_TRY(cuda::fp8_quantize_act(x, n, D, D, n, xq, xs, stream));
             DSV4_TRY(cuda::fp8_gemm_grouped_q(xq, xs, n, k, L.w1, L.w1_proto, perm, gchunks, n_chunks, mc, G,
                                               I, stream));
@@ -685,8 +684,7 @@ struct CudaForward::Impl {
             DSV4_TRY(cuda::fp8_quantize_act(Hh, np, I, I, np, hq, hs, stream));
             DSV4_TRY(cuda::fp8_gemm_grouped_q(hq, hs, np, 1, L.w2, L.w2_proto, perm, gchunks, n_chunks, mc, Y,
                                               D, stream));
-            DSV4_TRY(cuda::fill_f32(ones, np, 1.0f, stream));
-            DSV4_TRY(cuda::moe_combine(Y, ones, n, k, D, out, stream));
+            DSV4_TRY(cuda::moe_combine(Y, nullptr, n, k, D, out, stream));  // weights already in h
             mark("moe.routed");
             return Status::ok();
         }
@@ -709,10 +707,7 @@ struct CudaForward::Impl {
         if (ref) {
             DSV4_TRY(cuda::scale_rows(Hh, np, I, I, wsel, stream));
             if (quantized(L.w2_proto)) DSV4_TRY(cuda::fp8_roundtrip_rows(Hh, I, Hh, I, np, I, 128, stream));
-            float* ones;
-            DSV4_TRY_ASSIGN(ones, ws.get<float>(np));
-            DSV4_TRY(cuda::fill_f32(ones, np, 1.0f, stream));
-            wcomb = ones;
+            wcomb = nullptr;  // combined with weight 1
         }
         DSV4_TRY(cuda::linear_grouped(Hh, np, I, 1, L.w2, L.w2_proto, perm, chunks, n_chunks, max_chunks, Y,
                                       D, stream, n));
@@ -744,8 +739,39 @@ struct CudaForward::Impl {
     // for few tokens, plain linears otherwise); under reference numerics each through nlinear.
     Status nlinear_multi(std::initializer_list<cuda::LinearSeg> segs, int64_t n) const {
         if (!ref) return cuda::linear_multi(segs.begin(), int(segs.size()), n, stream);
-        for (const cuda::LinearSeg& g : segs) DSV4_TRY(nlinear(g.x, n, g.ldx, g.w, g.y, g.ldy));
-        return Status::ok();
+        // Few tokens: every quantized segment's x rounded once per distinct (x, ldx, K), then one
+        // linear_multi (rounding is per row and block, so a shared copy is the same rounding); ≥
+        // kFp8GemmMinTokens: each through nlinear (the FP8 GEMM).
+        const auto quantized = [](const WeightRef& w) {
+            return w.dtype == DType::f8_e4m3 || w.dtype == DType::fp4_e2m1;
+        };
+        if (n >= kFp8GemmMinTokens || segs.size() > 8) {
+            for (const cuda::LinearSeg& g : segs) DSV4_TRY(nlinear(g.x, n, g.ldx, g.w, g.y, g.ldy));
+            return Status::ok();
+        }
+        cuda::LinearSeg rs[8];
+        int m = 0;
+        for (const cuda::LinearSeg& g : segs) {
+            rs[m] = g;
+            if (quantized(g.w)) {
+                const int64_t K = g.w.n_cols;
+                int same = -1;
+                for (int i = 0; i < m; ++i)
+                    if (quantized(rs[i].w) && segs.begin()[i].x == g.x && segs.begin()[i].ldx == g.ldx &&
+                        rs[i].w.n_cols == K)
+                        same = i;
+                if (same >= 0) {
+                    rs[m].x = rs[same].x, rs[m].ldx = rs[same].ldx;
+                } else {
+                    float* xr;
+                    DSV4_TRY_ASSIGN(xr, ws.get<float>(n * K));
+                    DSV4_TRY(cuda::fp8_roundtrip_rows(g.x, g.ldx, xr, K, n, K, 128, stream));
+                    rs[m].x = xr, rs[m].ldx = K;
+                }
+            }
+            ++m;
+        }
+        return cuda::linear_multi(rs, m, n, stream);
     }
 
     // Kernels of one step from the embedding to the LM head, on `stream`: no host<->device copy, no host

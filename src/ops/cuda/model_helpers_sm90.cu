@@ -17,7 +17,7 @@ __global__ void moe_combine_kernel(const float* y, const float* w, int64_t n, in
     if (e >= n * D) return;
     const int64_t t = e / D, d = e % D;
     float acc = out[e];
-    for (int64_t j = 0; j < k; ++j) acc += w[t * k + j] * y[(t * k + j) * D + d];
+    for (int64_t j = 0; j < k; ++j) acc += (w ? w[t * k + j] : 1.0f) * y[(t * k + j) * D + d];
     out[e] = acc;
 }
 

@@ -193,7 +193,7 @@ Status sample_rows(const float* logits, int64_t n_rows, int64_t n_vocab, const S
                    const int64_t* positions, int32_t* out, cudaStream_t s);
 
 // ---- model_helpers_sm90.cu (positions of this call: p0 .. p0+n−1, all sizes known on the host)
-// out[t, :] += Σ_j w[t, j]·y[t·k + j, :]   (routed expert outputs, y [n·k, D])
+// out[t, :] += Σ_j w[t, j]·y[t·k + j, :]   (routed expert outputs, y [n·k, D]; w null: all weights 1)
 Status moe_combine(const float* y, const float* w, int64_t n, int64_t k, int64_t D, float* out,
                    cudaStream_t s);
 // dst [n, w] = rows rows[0..n) of src [·, w] (rows: device i64).
