@@ -145,22 +145,37 @@ struct LinearGroupedCase : OpCase {
         }
     }
 #if DSV4_HAVE_CUDA
-    Status run_cuda(Dev& dev, const Outs& o) override {
-        const int64_t np = n_pairs(), max_chunks = cuda::moe_max_chunks(np, p.E);
-        std::vector<cuda::DevWeight> table;
+    // The experts' weights on the device and the chunk table of rows_per_chunk pairs (moe_group).
+    struct DevGroups {
         WeightRef proto;
+        const cuda::DevWeight* table;
+        int32_t *perm, *chunks, *n_chunks;
+        int64_t max_chunks;
+    };
+    Result<DevGroups> group_on_device(Dev& dev, int rows_per_chunk) const {
+        const int64_t np = n_pairs();
+        DevGroups d;
+        d.max_chunks = cuda::moe_max_chunks(np, p.E, rows_per_chunk);
+        std::vector<cuda::DevWeight> table;
         for (const HostWeight& w : ws) {
-            proto = dev.weight(w);
-            table.push_back(cuda::DevWeight::from(proto));
+            d.proto = dev.weight(w);
+            table.push_back(cuda::DevWeight::from(d.proto));
         }
-        auto* perm = static_cast<int32_t*>(dev.alloc(size_t(np) * 4));
-        auto* chunks = static_cast<int32_t*>(dev.alloc(size_t(3 * max_chunks) * 4));
-        auto* n_chunks = static_cast<int32_t*>(dev.alloc(4));
+        d.table = dev.up(table);
+        d.perm = static_cast<int32_t*>(dev.alloc(size_t(np) * 4));
+        d.chunks = static_cast<int32_t*>(dev.alloc(size_t(3 * d.max_chunks) * 4));
+        d.n_chunks = static_cast<int32_t*>(dev.alloc(4));
         auto* scratch = static_cast<int32_t*>(dev.alloc(size_t(p.E + 1) * 4));
-        DSV4_TRY(cuda::moe_group(dev.up(esel), np, p.E, perm, chunks, n_chunks, scratch, dev.stream));
-        return cuda::linear_grouped(dev.up(pad_rows(x, x_rows(), p.K, ldx())), np, ldx(), x_div(),
-                                    dev.up(table), proto, perm, chunks, n_chunks, max_chunks, o.f(0), ldy(),
-                                    dev.stream, p.hint);
+        DSV4_TRY(cuda::moe_group(dev.up(esel), np, p.E, d.perm, d.chunks, d.n_chunks, scratch, dev.stream,
+                                 rows_per_chunk));
+        return d;
+    }
+    Status run_cuda(Dev& dev, const Outs& o) override {
+        DevGroups d;
+        DSV4_TRY_ASSIGN(d, group_on_device(dev, 8));
+        return cuda::linear_grouped(dev.up(pad_rows(x, x_rows(), p.K, ldx())), n_pairs(), ldx(), x_div(),
+                                    d.table, d.proto, d.perm, d.chunks, d.n_chunks, d.max_chunks, o.f(0),
+                                    ldy(), dev.stream, p.hint);
     }
 #endif
 };
@@ -195,26 +210,15 @@ struct Fp8GemmGroupedCase : LinearGroupedCase {
     double max_err() const override { return 1e-4; }
 #if DSV4_HAVE_CUDA
     Status run_cuda(Dev& dev, const Outs& o) override {
-        const int64_t np = n_pairs(), rows = x_rows(), K = p.K;
-        const int64_t max_chunks = cuda::moe_max_chunks(np, p.E, cuda::kFp8GemmGroupRows);
-        std::vector<cuda::DevWeight> table;
-        WeightRef proto;
-        for (const HostWeight& w : ws) {
-            proto = dev.weight(w);
-            table.push_back(cuda::DevWeight::from(proto));
-        }
-        auto* perm = static_cast<int32_t*>(dev.alloc(size_t(np) * 4));
-        auto* chunks = static_cast<int32_t*>(dev.alloc(size_t(3 * max_chunks) * 4));
-        auto* n_chunks = static_cast<int32_t*>(dev.alloc(4));
-        auto* scratch = static_cast<int32_t*>(dev.alloc(size_t(p.E + 1) * 4));
+        const int64_t rows = x_rows(), K = p.K;
+        DevGroups d;
+        DSV4_TRY_ASSIGN(d, group_on_device(dev, int(cuda::kFp8GemmGroupRows)));
         auto* xq = static_cast<uint8_t*>(dev.alloc(size_t(rows * K)));
         auto* xs = static_cast<float*>(dev.alloc(size_t(rows * (K / 128)) * 4));
-        DSV4_TRY(cuda::moe_group(dev.up(esel), np, p.E, perm, chunks, n_chunks, scratch, dev.stream,
-                                 int(cuda::kFp8GemmGroupRows)));
         DSV4_TRY(cuda::fp8_quantize_act(dev.up(pad_rows(x, rows, K, ldx())), rows, ldx(), K, rows, xq, xs,
                                         dev.stream));
-        return cuda::fp8_gemm_grouped_q(xq, xs, rows, x_div(), dev.up(table), proto, perm, chunks, n_chunks,
-                                        max_chunks, o.f(0), ldy(), dev.stream);
+        return cuda::fp8_gemm_grouped_q(xq, xs, rows, x_div(), d.table, d.proto, d.perm, d.chunks, d.n_chunks,
+                                        d.max_chunks, o.f(0), ldy(), dev.stream);
     }
 #endif
 };

@@ -102,20 +102,11 @@ __global__ void __launch_bounds__(kThreads)
     constexpr int E = F::kE, T = 8 * NT;
     __shared__ float red[kWarps][16][T];
     const int warp = int(threadIdx.x) >> 5, lane = int(threadIdx.x) & 31, g = lane >> 2, t = lane & 3;
-    int n_valid;
-    int64_t t0 = 0;
-    const int32_t* prow = nullptr;
-    if (chunks) {
-        const int c = int(blockIdx.y);
-        if (c >= *n_chunks) return;  // block-uniform
-        const int32_t* ch = chunks + 3 * c;
-        w = table[ch[0]];
-        n_valid = ch[2];
-        prow = perm + ch[1];
-    } else {
-        t0 = int64_t(blockIdx.y) * T;
-        n_valid = int(n - t0 < T ? n - t0 : T);
-    }
+    RowBlock blk;
+    if (!row_block(n, T, table, perm, chunks, n_chunks, w, blk)) return;  // block-uniform
+    const int n_valid = blk.n_valid;
+    const int64_t t0 = blk.t0;
+    const int32_t* prow = blk.prow;
     const int64_t N = w.n_rows, K = w.n_cols;
     const int tiles_per_cta = kWarps / KS, ks = warp % KS;
     const int64_t r0 = (int64_t(blockIdx.x) * tiles_per_cta + warp / KS) * 16;

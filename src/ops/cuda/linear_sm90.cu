@@ -147,21 +147,14 @@ __global__ void __launch_bounds__(kWarps * 32)
                   float* __restrict__ y, int64_t ldy) {
     const int lane = threadIdx.x & 31;
     const int64_t r = int64_t(blockIdx.x) * kWarps + (threadIdx.x >> 5);
+    RowBlock rb;
+    if (!row_block(n, kTok, table, perm, chunks, n_chunks, w, rb)) return;  // block-uniform
+    const int n_valid = rb.n_valid;
     int64_t row[kTok];
-    int n_valid;
-    if (chunks) {
-        const int c = blockIdx.y;
-        if (c >= *n_chunks) return;  // block-uniform
-        const int32_t* ch = chunks + 3 * c;
-        w = table[ch[0]];
-        n_valid = ch[2];
 #pragma unroll
-        for (int t = 0; t < kTok; ++t) row[t] = perm[ch[1] + (t < n_valid ? t : 0)];
-    } else {
-        const int64_t t0 = int64_t(blockIdx.y) * kTok;
-        n_valid = int(n - t0 < kTok ? n - t0 : kTok);
-#pragma unroll
-        for (int t = 0; t < kTok; ++t) row[t] = t0 + (t < n_valid ? t : 0);
+    for (int t = 0; t < kTok; ++t) {
+        const int i = t < n_valid ? t : 0;
+        row[t] = chunks ? int64_t(rb.prow[i]) : rb.t0 + i;
     }
     if (r >= w.n_rows) return;  // warp-uniform
     const int64_t K = w.n_cols;
@@ -309,20 +302,11 @@ __device__ __forceinline__ void gemv_body(const float* __restrict__ x, int64_t n
     constexpr int R = gemv_rows<DT, T>(), E = Fmt<DT>::kElems;
     __shared__ float red[kGemvThreads / 32][R][T];
     const int tid = int(threadIdx.x), grp = tid / G, j = tid - grp * G;
-    int n_valid;
-    int64_t t0 = 0;
-    const int32_t* prow = nullptr;
-    if (chunks) {
-        const int c = int(blockIdx.y);
-        if (c >= *n_chunks) return;  // block-uniform
-        const int32_t* ch = chunks + 3 * c;
-        w = table[ch[0]];
-        n_valid = ch[2];
-        prow = perm + ch[1];
-    } else {
-        t0 = int64_t(blockIdx.y) * T;
-        n_valid = int(n - t0 < T ? n - t0 : T);
-    }
+    RowBlock rb;
+    if (!row_block(n, T, table, perm, chunks, n_chunks, w, rb)) return;  // block-uniform
+    const int n_valid = rb.n_valid;
+    const int64_t t0 = rb.t0;
+    const int32_t* prow = rb.prow;
     const int64_t N = w.n_rows, cpr = w.n_cols / E;
     const int64_t r0 = (int64_t(bx) * (kGemvThreads / G) + grp) * R;
     int64_t rr[R];

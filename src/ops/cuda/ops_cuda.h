@@ -41,6 +41,34 @@ struct DevWeight {
     }
 };
 
+#ifdef __CUDACC__
+// The token rows one CTA of a dense-or-grouped linear kernel takes. Grouped (chunks non-null): chunk
+// blockIdx.y = {expert, start, count} of the pairs sorted by expert (moe_group) → w = table[expert], rows
+// perm[start ..]; false for a slot past *n_chunks (the CTA has nothing to do; block-uniform). Dense: T rows
+// from blockIdx.y·T (n_valid ≤ T).
+struct RowBlock {
+    int n_valid = 0;
+    int64_t t0 = 0;                 // dense: first token row
+    const int32_t* prow = nullptr;  // grouped: the chunk's entries of perm
+};
+__device__ __forceinline__ bool row_block(int64_t n, int T, const DevWeight* table, const int32_t* perm,
+                                          const int32_t* chunks, const int32_t* n_chunks, DevWeight& w,
+                                          RowBlock& rb) {
+    if (chunks) {
+        const int c = int(blockIdx.y);
+        if (c >= *n_chunks) return false;
+        const int32_t* ch = chunks + 3 * c;
+        w = table[ch[0]];
+        rb.n_valid = ch[2];
+        rb.prow = perm + ch[1];
+    } else {
+        rb.t0 = int64_t(blockIdx.y) * T;
+        rb.n_valid = int(n - rb.t0 < T ? n - rb.t0 : T);
+    }
+    return true;
+}
+#endif
+
 // ---- linear_sm90.cu
 // y[i·ldy + r] = Σ_k x[i·ldx + k]·W[r, k] for i < n, r < w.n_rows (fp32 accumulation). n < 16: GEMV
 // kernel, weight dequantized in registers. n ≥ 16 (with ldx ≥ K, ldy ≥ N): W dequantized exactly into the
