@@ -108,15 +108,8 @@ class StepProfiler {
 public:
     bool on = false;
     ~StepProfiler() {
-        if (!on || totals_.empty()) return;
-        double all = 0.0;
-        for (auto& [k, v] : totals_) all += v.first;
-        std::string r = fmt::format("cuda decode-step profile ({} steps, {:.3f} ms per step):", steps_,
-                                    all / std::max(steps_, 1));
-        for (auto& [k, v] : totals_)
-            r += fmt::format("\n  {:<18} {:9.3f} ms/step {:5.1f}%  ({} segments)", k,
-                             v.first / std::max(steps_, 1), 100.0 * v.first / all, v.second);
-        log_info("{}", r);
+        report("decode-step", totals_, steps_, "step");
+        report("prefill-call", ptotals_, psteps_, "call");
         for (auto& e : pool_) cudaEventDestroy(e);
     }
     void mark(const char* name, cudaStream_t s) {
@@ -130,17 +123,18 @@ public:
         names_.push_back(name);
         ++used_;
     }
-    void finish(bool keep) {  // after the step's stream synchronize; keep: decode steps only
+    // After the call's stream synchronize: decode steps and prefill calls are summed apart.
+    void finish(bool decode) {
         if (!on) return;
-        if (!keep) used_ = 0, names_.clear();
+        auto& tot = decode ? totals_ : ptotals_;
         for (size_t i = 1; i < used_; ++i) {
             float ms = 0.0f;
             cudaEventElapsedTime(&ms, pool_[i - 1], pool_[i]);
-            auto& t = totals_[names_[i]];
+            auto& t = tot[names_[i]];
             t.first += ms;
             t.second += 1;
         }
-        ++steps_;
+        ++(decode ? steps_ : psteps_);
         used_ = 0;
         names_.clear();
     }
@@ -149,8 +143,20 @@ private:
     std::vector<cudaEvent_t> pool_;
     std::vector<const char*> names_;
     size_t used_ = 0;
-    int steps_ = 0;
-    std::map<std::string, std::pair<double, int>> totals_;
+    int steps_ = 0, psteps_ = 0;
+    std::map<std::string, std::pair<double, int>> totals_, ptotals_;
+    static void report(const char* what, const std::map<std::string, std::pair<double, int>>& tot, int n,
+                       const char* unit) {
+        if (tot.empty()) return;
+        double all = 0.0;
+        for (auto& [k, v] : tot) all += v.first;
+        std::string r = fmt::format("cuda {} profile ({} {}s, {:.3f} ms per {}):", what, n, unit,
+                                    all / std::max(n, 1), unit);
+        for (auto& [k, v] : tot)
+            r += fmt::format("\n  {:<18} {:9.3f} ms/{} {:5.1f}%  ({} segments)", k, v.first / std::max(n, 1),
+                             unit, 100.0 * v.first / all, v.second);
+        log_info("{}", r);
+    }
 };
 
 // DSV4_CUDA_GRAPHS: off ("0"); reuse (default): a decode step is recorded only when its launch parameters
