@@ -183,6 +183,11 @@ GraphCounters g_graph_counters;  // process-wide, read by CudaForward::graph_sta
 // GEMM of fp8_gemm_sm90.cu (fewer: FP8 rounding + the GEMV of cuda::linear).
 constexpr int64_t kFp8GemmMinTokens = 16;
 
+// The weights whose input reference numerics rounds to FP8 (numerics_linear).
+bool quantized(const WeightRef& w) {
+    return w.dtype == DType::f8_e4m3 || w.dtype == DType::fp4_e2m1;
+}
+
 // Queries of one sequence in one call from which the indexer scores go through SGEMM (prefill chunks).
 constexpr int64_t kIndexerGemmMinTokens = 32;
 
@@ -656,15 +661,11 @@ struct CudaForward::Impl {
         DSV4_TRY_ASSIGN(U, ws.get<float>(n * k * I));
         DSV4_TRY_ASSIGN(Hh, ws.get<float>(n * k * I));
         DSV4_TRY_ASSIGN(Y, ws.get<float>(n * k * D));
-        const int64_t np = n * k, max_chunks = cuda::moe_max_chunks(np, E);
-        int32_t *perm, *chunks, *n_chunks, *scratch;
+        const int64_t np = n * k;
+        int32_t *perm, *n_chunks, *scratch;
         DSV4_TRY_ASSIGN(perm, ws.get<int32_t>(np));
-        DSV4_TRY_ASSIGN(chunks, ws.get<int32_t>(3 * max_chunks));
         DSV4_TRY_ASSIGN(n_chunks, ws.get<int32_t>(1));
         DSV4_TRY_ASSIGN(scratch, ws.get<int32_t>(E + 1));
-        const auto quantized = [](const WeightRef& w) {
-            return w.dtype == DType::f8_e4m3 || w.dtype == DType::fp4_e2m1;
-        };
         // Reference numerics with ≥ kFp8GemmMinTokens tokens: the experts on the FP8 tensor cores (x and h
         // quantized once, chunks of kFp8GemmGroupRows pairs).
         if (ref && fp8_gemm_on && n >= kFp8GemmMinTokens && cuda::fp8_gemm_weight_ok(L.w1_proto) &&
@@ -694,16 +695,16 @@ struct CudaForward::Impl {
             mark("moe.routed");
             return Status::ok();
         }
+        const int64_t max_chunks = cuda::moe_max_chunks(np, E);
+        int32_t* chunks;
+        DSV4_TRY_ASSIGN(chunks, ws.get<int32_t>(3 * max_chunks));
         DSV4_TRY(cuda::moe_group(esel, np, E, perm, chunks, n_chunks, scratch, stream));
         // Reference numerics (moe.cpp expert_ffn): x rounded to FP8 once for all experts (the rounding is per
         // row), the routing weight applied to h before W2's FP8 rounding, then combined with weight 1.
         const float* xe = x;
         const float* wcomb = wsel;
         if (ref && quantized(L.w1_proto)) {
-            float* xr;
-            DSV4_TRY_ASSIGN(xr, ws.get<float>(n * D));
-            DSV4_TRY(cuda::fp8_roundtrip_rows(x, D, xr, D, n, D, 128, stream));
-            xe = xr;
+            DSV4_TRY_ASSIGN(xe, rounded_fp8(x, n, D, D));
         }
         DSV4_TRY(cuda::linear_grouped(xe, np, D, k, L.w1, L.w1_proto, perm, chunks, n_chunks, max_chunks, G,
                                       I, stream, n));
@@ -727,8 +728,7 @@ struct CudaForward::Impl {
     // fp8_gemm takes: the FP8 tensor-core GEMM on the rounded codes; otherwise the rounded copy of x goes
     // through cuda::linear.
     Status nlinear(const float* x, int64_t n, int64_t ldx, const WeightRef& w, float* y, int64_t ldy) const {
-        if (!ref || (w.dtype != DType::f8_e4m3 && w.dtype != DType::fp4_e2m1))
-            return cuda::linear(x, n, ldx, w, y, ldy, stream);
+        if (!ref || !quantized(w)) return cuda::linear(x, n, ldx, w, y, ldy, stream);
         const int64_t K = w.n_cols;
         if (fp8_gemm_on && n >= kFp8GemmMinTokens && cuda::fp8_gemm_weight_ok(w)) {
             uint8_t* work;
@@ -736,9 +736,16 @@ struct CudaForward::Impl {
             return cuda::fp8_gemm(x, n, ldx, w, y, ldy, work, stream);
         }
         float* xr;
+        DSV4_TRY_ASSIGN(xr, rounded_fp8(x, n, ldx, K));
+        return cuda::linear(xr, n, K, w, y, ldy, stream);
+    }
+
+    // A workspace copy [n, K] of x rounded to FP8 in blocks of 128 (REF act_quant as a round trip).
+    Result<float*> rounded_fp8(const float* x, int64_t n, int64_t ldx, int64_t K) const {
+        float* xr;
         DSV4_TRY_ASSIGN(xr, ws.get<float>(n * K));
         DSV4_TRY(cuda::fp8_roundtrip_rows(x, ldx, xr, K, n, K, 128, stream));
-        return cuda::linear(xr, n, K, w, y, ldy, stream);
+        return xr;
     }
 
     // Linears over the same rows: under exact numerics one cuda::linear_multi (a launch per weight format
@@ -748,9 +755,6 @@ struct CudaForward::Impl {
         // Few tokens: every quantized segment's x rounded once per distinct (x, ldx, K), then one
         // linear_multi (rounding is per row and block, so a shared copy is the same rounding); ≥
         // kFp8GemmMinTokens: each through nlinear (the FP8 GEMM).
-        const auto quantized = [](const WeightRef& w) {
-            return w.dtype == DType::f8_e4m3 || w.dtype == DType::fp4_e2m1;
-        };
         if (n >= kFp8GemmMinTokens || segs.size() > 8) {
             for (const cuda::LinearSeg& g : segs) DSV4_TRY(nlinear(g.x, n, g.ldx, g.w, g.y, g.ldy));
             return Status::ok();
@@ -770,8 +774,7 @@ struct CudaForward::Impl {
                     rs[m].x = rs[same].x, rs[m].ldx = rs[same].ldx;
                 } else {
                     float* xr;
-                    DSV4_TRY_ASSIGN(xr, ws.get<float>(n * K));
-                    DSV4_TRY(cuda::fp8_roundtrip_rows(g.x, g.ldx, xr, K, n, K, 128, stream));
+                    DSV4_TRY_ASSIGN(xr, rounded_fp8(g.x, n, g.ldx, K));
                     rs[m].x = xr, rs[m].ldx = K;
                 }
             }
