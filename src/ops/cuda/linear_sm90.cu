@@ -524,34 +524,43 @@ __device__ int block_exclusive_scan(int v, int* wsum, int* total) {
     return r;
 }
 
+// Both one-CTA grouping kernels, after the per-expert counts: c = thread tid's expert count (0 past E);
+// writes expert tid's chunks of ≤ tok pairs and *n_chunks, returns the expert's first slot.
+__device__ int chunk_table(int c, int E, int tok, int32_t* chunks, int32_t* n_chunks, int* wsum) {
+    __shared__ int total_slots, total_chunks;
+    const int tid = int(threadIdx.x), nch = (c + tok - 1) / tok;
+    const int first = block_exclusive_scan(c, wsum, &total_slots);
+    const int first_chunk = block_exclusive_scan(nch, wsum, &total_chunks);
+    if (tid < E)
+        for (int i = 0; i < nch; ++i) {
+            int32_t* ch = chunks + 3 * (first_chunk + i);
+            ch[0] = tid, ch[1] = first + i * tok, ch[2] = min(tok, c - i * tok);
+        }
+    if (tid == 0) *n_chunks = total_chunks;
+    return first;
+}
+
 __global__ void __launch_bounds__(kGroupThreads)
     moe_group_parallel_kernel(const int32_t* __restrict__ esel, int n_pairs, int E, int tok,
                               int32_t* __restrict__ perm, int32_t* __restrict__ chunks,
                               int32_t* __restrict__ n_chunks) {
     __shared__ int32_t s_e[kGroupParallelMaxPairs];
     __shared__ int cnt[kGroupThreads], first[kGroupThreads];
-    __shared__ int wsum[32], total_slots, total_chunks;
+    __shared__ int wsum[32];
     const int tid = int(threadIdx.x);
     for (int p = tid; p < n_pairs; p += kGroupThreads) s_e[p] = esel[p];
     cnt[tid] = 0;
     __syncthreads();
     for (int p = tid; p < n_pairs; p += kGroupThreads) atomicAdd(&cnt[s_e[p]], 1);
     __syncthreads();
-    const int c = tid < E ? cnt[tid] : 0, nch = (c + tok - 1) / tok;
-    first[tid] = block_exclusive_scan(c, wsum, &total_slots);
-    const int first_chunk = block_exclusive_scan(nch, wsum, &total_chunks);
+    first[tid] = chunk_table(tid < E ? cnt[tid] : 0, E, tok, chunks, n_chunks, wsum);
+    __syncthreads();  // every expert's first slot in place
     for (int p = tid; p < n_pairs; p += kGroupThreads) {
         const int e = s_e[p];
         int rank = 0;
         for (int q = 0; q < p; ++q) rank += s_e[q] == e;
         perm[first[e] + rank] = p;
     }
-    if (tid < E)
-        for (int i = 0; i < nch; ++i) {
-            int32_t* ch = chunks + 3 * (first_chunk + i);
-            ch[0] = tid, ch[1] = first[tid] + i * tok, ch[2] = min(tok, c - i * tok);
-        }
-    if (tid == 0) *n_chunks = total_chunks;
 }
 
 // The same (stable) table for many pairs (prefill: chunk·6 pairs), one CTA of kGroupThreads: a histogram in
@@ -566,24 +575,15 @@ __global__ void __launch_bounds__(kGroupThreads)
     constexpr int kW = kGroupThreads / 32;
     __shared__ int cnt[kGroupThreads], cursor[kGroupLargeMaxExperts];
     __shared__ uint16_t wcnt[kW][kGroupLargeMaxExperts];
-    __shared__ int wsum[32], total_slots, total_chunks;
+    __shared__ int wsum[32];
     const int tid = int(threadIdx.x), lane = tid & 31, warp = tid >> 5;
     cnt[tid] = 0;
     for (int i = tid; i < kW * kGroupLargeMaxExperts; i += kGroupThreads) (&wcnt[0][0])[i] = 0;
     __syncthreads();
     for (int64_t p = tid; p < n_pairs; p += kGroupThreads) atomicAdd(&cnt[esel[p]], 1);
     __syncthreads();
-    const int c = tid < E ? cnt[tid] : 0, nch = (c + tok - 1) / tok;
-    const int first = block_exclusive_scan(c, wsum, &total_slots);
-    const int first_chunk = block_exclusive_scan(nch, wsum, &total_chunks);
-    if (tid < E) {
-        cursor[tid] = first;
-        for (int i = 0; i < nch; ++i) {
-            int32_t* ch = chunks + 3 * (first_chunk + i);
-            ch[0] = tid, ch[1] = first + i * tok, ch[2] = min(tok, c - i * tok);
-        }
-    }
-    if (tid == 0) *n_chunks = total_chunks;
+    const int first = chunk_table(tid < E ? cnt[tid] : 0, E, tok, chunks, n_chunks, wsum);
+    if (tid < E) cursor[tid] = first;
     __syncthreads();
     const unsigned lt = (1u << lane) - 1u;
     for (int64_t p0 = 0; p0 < n_pairs; p0 += kGroupThreads) {
