@@ -1,8 +1,10 @@
 // Numerics::reference on the CUDA backend vs the CPU reference (issue 6): the released-format FP8/FP4 tiny
-// checkpoint, logits of a 42-token prefill (≥ 16 tokens: the block-scaled FP8 GEMM, with 42 % 4 = 2 rows
-// through the GEMV) and of 8 decode steps (FP8 rounding + GEMV, decode-batch compressor entries), within
+// checkpoint, logits of a 42-token prefill (≥ 16 tokens: the FP8 tensor-core GEMM for the FP8 projections
+// and the FP4 experts) and of 8 decode steps (FP8 rounding + GEMV, decode-batch compressor entries), within
 // 1e-3 relative per position; the same with DSV4_FP8_GEMM=0 (rounding + exact fp32 linears everywhere), and
-// the load default (reference for FP8 checkpoints on CUDA too). Skips without a CUDA build or device.
+// the load default (reference for FP8 checkpoints on CUDA too). Skips without a CUDA build or device; the
+// weight checks of the tensor-core kernels (fp8_gemm_weight_ok, linear_mma_ok) are host code and run
+// wherever the CUDA backend is built.
 #include <unistd.h>
 #include <gtest/gtest.h>
 
@@ -101,6 +103,57 @@ TEST(CudaReference, Fp8CheckpointDefaultsToReference) {  // CPU side of the defa
     ASSERT_TRUE(gpu);
     EXPECT_EQ(gpu->numerics(), Numerics::reference);
 }
+
+#if DSV4_HAVE_CUDA
+// What the tensor-core kernels refuse, so that callers fall back instead of launching on a layout the kernel
+// cannot read; no device needed (both checks and fp8_gemm's refusal are host code).
+TEST(CudaKernelLimits, TensorCoreKernelsRefuseLayoutsTheyCannotRead) {
+    alignas(256) static uint8_t data[4096], scale[256];
+    WeightRef fp8;
+    fp8.dtype = DType::f8_e4m3, fp8.data = data, fp8.scale = scale, fp8.n_rows = 256, fp8.n_cols = 256;
+    fp8.block_rows = fp8.block_cols = 128, fp8.scale_cols = 2;
+    WeightRef fp4 = fp8;
+    fp4.dtype = DType::fp4_e2m1, fp4.block_rows = 1, fp4.block_cols = 32, fp4.scale_cols = 8;
+    EXPECT_TRUE(cuda::fp8_gemm_weight_ok(fp8));
+    EXPECT_TRUE(cuda::fp8_gemm_weight_ok(fp4));
+    auto with = [](WeightRef w, auto&& change) {
+        change(w);
+        return w;
+    };
+    // K not a multiple of 128, other scale blocks, a row view inside a block, misaligned codes, no scales,
+    // a format the kernel has no path for
+    EXPECT_FALSE(cuda::fp8_gemm_weight_ok(with(fp8, [](WeightRef& w) { w.n_cols = 192, w.scale_cols = 2; })));
+    EXPECT_FALSE(cuda::fp8_gemm_weight_ok(with(fp8, [](WeightRef& w) { w.block_rows = w.block_cols = 64; })));
+    EXPECT_FALSE(cuda::fp8_gemm_weight_ok(with(fp8, [](WeightRef& w) { w.scale_row0 = 64; })));
+    EXPECT_FALSE(cuda::fp8_gemm_weight_ok(with(fp8, [](WeightRef& w) { w.data = data + 8; })));
+    EXPECT_FALSE(cuda::fp8_gemm_weight_ok(with(fp8, [](WeightRef& w) { w.scale = nullptr; })));
+    EXPECT_FALSE(cuda::fp8_gemm_weight_ok(with(fp4, [](WeightRef& w) { w.block_cols = 16; })));
+    EXPECT_FALSE(cuda::fp8_gemm_weight_ok(with(fp4, [](WeightRef& w) { w.scale = scale + 2; })));
+    EXPECT_FALSE(cuda::fp8_gemm_weight_ok(with(fp8, [](WeightRef& w) { w.dtype = DType::bf16; })));
+    float y[4];
+    const Status s = cuda::fp8_gemm(nullptr, 1, 192, with(fp8, [](WeightRef& w) { w.n_cols = 192; }), y, 256,
+                                    nullptr, nullptr);
+    ASSERT_FALSE(s.is_ok());
+    EXPECT_NE(s.message().find("unsupported call"), std::string::npos) << s.message();
+
+    alignas(16) static float x[512];
+    EXPECT_TRUE(cuda::linear_mma_ok(fp8, x, 256));
+    EXPECT_TRUE(cuda::linear_mma_ok(fp4, x, 256));
+    WeightRef bf = fp8;
+    bf.dtype = DType::bf16, bf.scale = nullptr, bf.block_rows = bf.block_cols = 0, bf.scale_cols = 0;
+    EXPECT_TRUE(cuda::linear_mma_ok(bf, x, 256));
+    // K not a multiple of 4 chunks (64 FP8 / 128 FP4 / 32 bf16 values), misaligned x or rows of x, block
+    // columns that are not a power of two, f32 / f16 weights (no exact bf16 form)
+    EXPECT_FALSE(cuda::linear_mma_ok(with(fp8, [](WeightRef& w) { w.n_cols = 160; }), x, 256));
+    EXPECT_FALSE(cuda::linear_mma_ok(with(fp4, [](WeightRef& w) { w.n_cols = 192; }), x, 256));
+    EXPECT_FALSE(cuda::linear_mma_ok(with(bf, [](WeightRef& w) { w.n_cols = 48; }), x, 256));
+    EXPECT_FALSE(cuda::linear_mma_ok(fp8, x + 1, 256));
+    EXPECT_FALSE(cuda::linear_mma_ok(fp8, x, 258));
+    EXPECT_FALSE(cuda::linear_mma_ok(with(fp8, [](WeightRef& w) { w.block_cols = 48; }), x, 256));
+    EXPECT_FALSE(cuda::linear_mma_ok(with(bf, [](WeightRef& w) { w.dtype = DType::f16; }), x, 256));
+    EXPECT_FALSE(cuda::linear_mma_ok(with(bf, [](WeightRef& w) { w.dtype = DType::f32; }), x, 256));
+}
+#endif
 
 }  // namespace
 }  // namespace dsv4
