@@ -153,6 +153,22 @@ TEST(CudaKernelLimits, TensorCoreKernelsRefuseLayoutsTheyCannotRead) {
     EXPECT_FALSE(cuda::linear_mma_ok(with(bf, [](WeightRef& w) { w.dtype = DType::f16; }), x, 256));
     EXPECT_FALSE(cuda::linear_mma_ok(with(bf, [](WeightRef& w) { w.dtype = DType::f32; }), x, 256));
 }
+
+// The kernels' tuning switches (DSV4_LINEAR_MMA, DSV4_FP8_MMA_VARIANT): unset or bad values give the default.
+TEST(CudaKernelLimits, TuningSwitchesTakeOnlyTheirRange) {
+    const char* name = "DSV4_TEST_ENV_CHOICE";
+    unsetenv(name);
+    EXPECT_EQ(cuda::env_choice(name, 1, 2), 1);
+    for (const char* bad : {"", "x", "3", "-1", "1x", " 2"}) {
+        setenv(name, bad, 1);
+        EXPECT_EQ(cuda::env_choice(name, 1, 2), 1) << "'" << bad << "'";
+    }
+    setenv(name, "0", 1);
+    EXPECT_EQ(cuda::env_choice(name, 1, 2), 0);
+    setenv(name, "2", 1);
+    EXPECT_EQ(cuda::env_choice(name, 1, 2), 2);
+    unsetenv(name);
+}
 #endif
 
 }  // namespace

@@ -6,7 +6,6 @@
 // cpu::linear of the FP8-rounded x up to the summation order. Tested against cpu::linear on rounded x in
 // tests/ops/op_cases_quant.cpp; note: docs/kernels/fp8_gemm.md.
 #include <algorithm>
-#include <cstdlib>
 
 #include "ops/cuda/common.cuh"
 #include "ops/cuda/cuda_check.h"
@@ -279,10 +278,7 @@ Status launch_v(const GemmArgs& a, int64_t N, int64_t grid_y, cudaStream_t s) {
 // 5 / 6: as 2 / 4 with the 32-K sub-steps not unrolled (fewer registers). Dense calls take 128-row tiles in
 // variants 0, 1 and 4, 64-row tiles otherwise. H200 (2026-12-02, bench/NOTES.md): 1 and 4 best for dense.
 int variant() {
-    static const int v = [] {
-        const char* e = std::getenv("DSV4_FP8_MMA_VARIANT");
-        return e ? std::atoi(e) : 0;
-    }();
+    static const int v = env_choice("DSV4_FP8_MMA_VARIANT", 0, 6);
     return v;
 }
 
@@ -306,7 +302,7 @@ Status launch(const GemmArgs& a, int64_t N, int64_t rows_or_chunks, bool grouped
             return launch_v<WT, 2, 4, 1, 1>(a, N, tiles(64), s);
         case 2:
             return launch_v<WT, 2, 4, 2>(a, N, tiles(64), s);
-        default:
+        default:  // env_choice keeps v in 0..6
             return error("DSV4_FP8_MMA_VARIANT={}: expected 0-6", v);
     }
 }

@@ -8,7 +8,6 @@
 
 #include <algorithm>
 #include <climits>
-#include <cstdlib>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -1118,10 +1117,7 @@ Status grouped_gemm_dispatch(const float* x, int64_t n_pairs, int64_t ldx, int64
 // DSV4_LINEAR_MMA: 0 = GEMV only; 1 (default) = linear_mma for 2..15 token rows (and grouped calls whose
 // hint allows ≥ 2 pairs per expert); 2 = linear_mma from 1 row.
 int mma_mode() {
-    static const int m = [] {
-        const char* e = std::getenv("DSV4_LINEAR_MMA");
-        return e ? std::atoi(e) : 1;
-    }();
+    static const int m = env_choice("DSV4_LINEAR_MMA", 1, 2);
     return m;
 }
 bool use_mma(int64_t rows, const WeightRef& w, const float* x, int64_t ldx) {

@@ -23,6 +23,9 @@
 namespace dsv4::cuda {
 
 bool device_available();
+// A tuning switch DSV4_...=0..max from the environment: unset gives fallback; anything else is warned about
+// (naming the variable) and gives fallback too.
+int env_choice(const char* name, int fallback, int max);
 
 // A weight as kernels see it (trivially copyable; an array of these can live on the device).
 struct DevWeight {
