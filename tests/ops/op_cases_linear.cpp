@@ -207,7 +207,7 @@ struct Fp8GemmGroupedCase : LinearGroupedCase {
         LinearGroupedCase::init(rng);
         cpu::fp8_roundtrip_rows(x.data(), x_rows(), p.K, p.K, 128);
     }
-    double max_err() const override { return 1e-4; }
+    double max_err() const override { return 5e-4; }  // as Fp8GemmCase: wgmma's FP8 accumulation
 #if DSV4_HAVE_CUDA
     Status run_cuda(Dev& dev, const Outs& o) override {
         const int64_t rows = x_rows(), K = p.K;

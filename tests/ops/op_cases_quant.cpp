@@ -251,6 +251,7 @@ struct Fp8GemmCase : OpCase {
     struct P {
         DType dt;
         int64_t n, N, K, pad_x, pad_y;
+        int spread = 0;  // FP4: lower one sub-scale in four by this many powers of two (far-apart sub-blocks)
     } p;
     HostWeight w;
     cpu_vec x;  // [n, ldx]
@@ -258,11 +259,12 @@ struct Fp8GemmCase : OpCase {
     int64_t ldy() const { return p.N + p.pad_y; }
     std::string op() const override { return "fp8_gemm"; }
     std::string vars() const override {
-        return fmt::format("type={},n={},N={},K={},ldx={},ldy={}", dtype_name(p.dt), p.n, p.N, p.K, ldx(),
-                           ldy());
+        return fmt::format("type={},n={},N={},K={},ldx={},ldy={}{}", dtype_name(p.dt), p.n, p.N, p.K, ldx(),
+                           ldy(), p.spread ? fmt::format(",spread={}", p.spread) : "");
     }
     void init(Rng& rng) override {
         w = random_weight(rng, p.dt, p.N, p.K);
+        for (size_t i = 0; p.spread && i < w.scale.size(); i += 4) w.scale[i] = uint8_t(w.scale[i] - p.spread);
         x.assign(size_t(p.n * ldx()), NAN);
         for (int64_t i = 0; i < p.n; ++i)
             for (int64_t k = 0; k < p.K; ++k) x[size_t(i * ldx() + k)] = rng.uniform(-1.0f, 1.0f);
@@ -291,7 +293,10 @@ struct Fp8GemmCase : OpCase {
             }
         return true;
     }
-    double max_err() const override { return 1e-4; }
+    // wgmma's FP8 accumulation keeps ~13 mantissa bits within a 128-K block (measured 2.4e-4 = 2^-12 on
+    // H200, docs/kernels/fp8_gemm.md); the mma.sync kernel (DSV4_FP8_WGMMA=0) stays near 1e-6. Layout or
+    // scale bugs give errors of order 1.
+    double max_err() const override { return 5e-4; }
 #if DSV4_HAVE_CUDA
     Status run_cuda(Dev& dev, const Outs& o) override {
         const WeightRef d = dev.weight(w);
@@ -308,7 +313,8 @@ DSV4_OP_CASES(Fp8GemmCase, {DType::f8_e4m3, 16, 128, 128, 0, 0}, {DType::f8_e4m3
               {DType::f8_e4m3, 40, 2048, 128, 0, 0}, {DType::f8_e4m3, 129, 1000, 2048, 5, 8},
               {DType::f8_e4m3, 257, 200, 384, 0, 1}, {DType::fp4_e2m1, 16, 128, 128, 0, 0},
               {DType::fp4_e2m1, 33, 300, 512, 2, 3}, {DType::fp4_e2m1, 200, 2048, 4096, 0, 0},
-              {DType::fp4_e2m1, 130, 4096, 2048, 0, 0}, {DType::fp4_e2m1, 3, 72, 256, 0, 0});
+              {DType::fp4_e2m1, 130, 4096, 2048, 0, 0}, {DType::fp4_e2m1, 3, 72, 256, 0, 0},
+              {DType::fp4_e2m1, 70, 256, 512, 0, 0, 4}, {DType::fp4_e2m1, 70, 256, 512, 0, 0, 25});
 
 // ------------------------------------------------------------------------------------ scale_rows
 struct ScaleRowsCase : OpCase {

@@ -6,6 +6,7 @@
 #include <algorithm>
 
 #include "ops/cuda/common.cuh"
+#include "ops/cuda/launch.cuh"
 #include "ops/cuda/cuda_check.h"
 #include "ops/cuda/ops_cuda.h"
 
@@ -21,6 +22,7 @@ __global__ void __launch_bounds__(kAttnThreads)
     sink_attention_kernel(const float* q, int64_t H, int64_t d, const float* kv, const float* kv2,
                           int64_t split, const int32_t* idx, int64_t max_keys, const float* sink, float scale,
                           float* out) {
+    pdl_wait();
     extern __shared__ float logit[];  // [max_keys]
     __shared__ float red[32];
     const int64_t h = blockIdx.x, t = blockIdx.y;
@@ -104,6 +106,7 @@ __global__ void __launch_bounds__(kSaThreads, 2)
                                 int64_t split, const int32_t* idx, int64_t max_keys, const float* sink,
                                 float scale, int64_t tiles_per_split, int64_t splits, bool vec16, float* out,
                                 float* part_o, float* part_m, float* part_l) {
+    pdl_wait();
     extern __shared__ float4 sa_smem[];
     float* qs = reinterpret_cast<float*>(sa_smem);        // [kSaHeads, d]
     float* ks = qs + kSaHeads * d;                        // [2, kSaKeys, d]
@@ -307,6 +310,7 @@ __global__ void __launch_bounds__(kSaThreads, 2)
 __global__ void __launch_bounds__(kSaMergeThreads)
     sink_attention_merge_kernel(const float* part_o, const float* part_m, const float* part_l, int64_t H,
                                 int64_t d, int64_t splits, const float* sink, float* out) {
+    pdl_wait();
     __shared__ float w[kSaMaxSplits];
     __shared__ float denom;
     const int64_t nd = (d + kSaMergeThreads - 1) / kSaMergeThreads;
@@ -333,6 +337,7 @@ __global__ void __launch_bounds__(kSaMergeThreads)
 
 __global__ void compress_pool_kernel(const float* a, const float* z, int64_t slots, int64_t lda, int64_t ldz,
                                      int64_t d, float* C) {
+    pdl_wait();
     const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
     if (i >= d) return;
     float mx = -INFINITY;
@@ -352,6 +357,7 @@ constexpr int kIdxWarps = 8;
 __global__ void __launch_bounds__(kIdxWarps * 32)
     indexer_scores_kernel(const float* qi, const float* w, int64_t Hi, int64_t di, const float* keys,
                           int64_t n_keys, const int64_t* n_avail, float* scores) {
+    pdl_wait();
     const int lane = threadIdx.x & 31;
     const int64_t t = blockIdx.y, s = int64_t(blockIdx.x) * kIdxWarps + (threadIdx.x >> 5);
     if (s >= n_keys) return;
@@ -387,14 +393,14 @@ Status sink_attention(const float* q, int64_t n, int64_t H, int64_t d, const flo
         float* part_o = work;
         float* part_m = part_o + n * H * p.splits * d;
         float* part_l = part_m + n * H * p.splits;
-        sink_attention_split_kernel<<<dim3(unsigned(p.groups * p.splits), unsigned(n)), kSaThreads, smem,
-                                      s>>>(q, H, int(d), kv, kv2, split, idx, max_keys, sink, scale,
-                                           p.tiles_per_split, p.splits, vec16, out, part_o, part_m, part_l);
+        launch_pdl(sink_attention_split_kernel, dim3(unsigned(p.groups * p.splits), unsigned(n)), kSaThreads,
+                   smem, s, q, H, int(d), kv, kv2, split, idx, max_keys, sink, scale, p.tiles_per_split,
+                   p.splits, vec16, out, part_o, part_m, part_l);
         DSV4_CUDA_LAUNCH_CHECK("sink_attention_split_kernel");
         if (p.splits > 1) {
             const int64_t nd = (d + kSaMergeThreads - 1) / kSaMergeThreads;
-            sink_attention_merge_kernel<<<dim3(unsigned(H * nd), unsigned(n)), kSaMergeThreads, 0, s>>>(
-                part_o, part_m, part_l, H, d, p.splits, sink, out);
+            launch_pdl(sink_attention_merge_kernel, dim3(unsigned(H * nd), unsigned(n)), kSaMergeThreads, 0,
+                       s, part_o, part_m, part_l, H, d, p.splits, sink, out);
             DSV4_CUDA_LAUNCH_CHECK("sink_attention_merge_kernel");
         }
         return Status::ok();
@@ -405,8 +411,8 @@ Status sink_attention(const float* q, int64_t n, int64_t H, int64_t d, const flo
     if (smem > 48 * 1024)
         DSV4_CUDA_CHECK(cudaFuncSetAttribute(sink_attention_kernel,
                                              cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
-    sink_attention_kernel<<<dim3(unsigned(H), unsigned(n)), kAttnThreads, smem, s>>>(
-        q, H, d, kv, kv2, split, idx, max_keys, sink, scale, out);
+    launch_pdl(sink_attention_kernel, dim3(unsigned(H), unsigned(n)), kAttnThreads, smem, s, q, H, d, kv, kv2,
+               split, idx, max_keys, sink, scale, out);
     DSV4_CUDA_LAUNCH_CHECK("sink_attention_kernel");
     return Status::ok();
 }
@@ -414,7 +420,7 @@ Status sink_attention(const float* q, int64_t n, int64_t H, int64_t d, const flo
 Status compress_pool(const float* a, const float* z, int64_t slots, int64_t lda, int64_t ldz, int64_t d,
                      float* C, cudaStream_t s) {
     if (d == 0) return Status::ok();
-    compress_pool_kernel<<<ceil_div_u(d, 128), 128, 0, s>>>(a, z, slots, lda, ldz, d, C);
+    launch_pdl(compress_pool_kernel, ceil_div_u(d, 128), 128, 0, s, a, z, slots, lda, ldz, d, C);
     DSV4_CUDA_LAUNCH_CHECK("compress_pool_kernel");
     return Status::ok();
 }
@@ -422,8 +428,8 @@ Status compress_pool(const float* a, const float* z, int64_t slots, int64_t lda,
 Status indexer_scores(const float* qi, const float* w, int64_t n, int64_t Hi, int64_t di, const float* keys,
                       int64_t n_keys, const int64_t* n_avail, float* scores, cudaStream_t s) {
     if (n == 0 || n_keys == 0) return Status::ok();
-    indexer_scores_kernel<<<dim3(ceil_div_u(n_keys, kIdxWarps), unsigned(n)), kIdxWarps * 32, 0, s>>>(
-        qi, w, Hi, di, keys, n_keys, n_avail, scores);
+    launch_pdl(indexer_scores_kernel, dim3(ceil_div_u(n_keys, kIdxWarps), unsigned(n)), kIdxWarps * 32, 0, s,
+               qi, w, Hi, di, keys, n_keys, n_avail, scores);
     DSV4_CUDA_LAUNCH_CHECK("indexer_scores_kernel");
     return Status::ok();
 }

@@ -6,6 +6,7 @@
 // norm_rope_sm90.cu, attention_sm90.cu) in the same order; tested through the whole model
 // (tests/model/test_cuda_model.cpp: a decode batch equals each sequence alone).
 #include "ops/cuda/common.cuh"
+#include "ops/cuda/launch.cuh"
 #include "ops/cuda/cuda_check.h"
 #include "ops/cuda/ops_cuda.h"
 
@@ -24,6 +25,7 @@ __global__ void __launch_bounds__(kThreads)
     compressor_decode_kernel(const float* a, const float* z, const float* ape, const DecodeSeq* seqs,
                              int which, int64_t m, int64_t c, int64_t d, const float* nrm, float eps,
                              int64_t rd, const float* inv_freq) {
+    pdl_wait();
     extern __shared__ float C[];
     __shared__ float red[32];
     const DecodeSeq& q = seqs[blockIdx.x];
@@ -89,6 +91,7 @@ constexpr int kIdxWarps = 8;
 __global__ void __launch_bounds__(kIdxWarps * 32)
     indexer_decode_kernel(const float* qi, const float* w, int64_t Hi, int64_t di, const DecodeSeq* seqs,
                           int64_t max_keys, float* scores) {
+    pdl_wait();
     const int lane = threadIdx.x & 31;
     const int64_t b = blockIdx.y, s = int64_t(blockIdx.x) * kIdxWarps + (threadIdx.x >> 5);
     if (s >= max_keys) return;
@@ -103,6 +106,7 @@ __global__ void __launch_bounds__(kIdxWarps * 32)
 }
 
 __global__ void ring_decode_kernel(const float* kv, const DecodeSeq* seqs, int64_t W, int64_t d) {
+    pdl_wait();
     const DecodeSeq& q = seqs[blockIdx.x];
     float* row = q.ring + (q.p % W) * d;
     for (int64_t i = threadIdx.x; i < d; i += blockDim.x) row[i] = kv[int64_t(blockIdx.x) * d + i];
@@ -113,6 +117,7 @@ __global__ void ring_decode_kernel(const float* kv, const DecodeSeq* seqs, int64
 __global__ void gather_keys_decode_kernel(const DecodeSeq* seqs, int64_t W, int64_t m, const int32_t* sel,
                                           int64_t topk, int64_t max_keys, int64_t d, float* pool,
                                           int32_t* idx) {
+    pdl_wait();
     const int64_t b = blockIdx.y, k = blockIdx.x;
     const DecodeSeq& q = seqs[b];
     const int64_t nw = q.p + 1 < W ? q.p + 1 : W;
@@ -143,8 +148,8 @@ Status compressor_decode(const float* a, const float* z, const float* ape, const
     if (B == 0) return Status::ok();
     const size_t smem = size_t(d) * sizeof(float);
     if (smem > 48 * 1024) return error("cuda::compressor_decode: entry width {} too large", d);
-    compressor_decode_kernel<<<unsigned(B), kThreads, smem, s>>>(a, z, ape, seqs, which, m, c, d, nrm,
-                                                                 float(eps), rd, inv_freq);
+    launch_pdl(compressor_decode_kernel, unsigned(B), kThreads, smem, s, a, z, ape, seqs, which, m, c, d, nrm,
+               float(eps), rd, inv_freq);
     DSV4_CUDA_LAUNCH_CHECK("compressor_decode_kernel");
     return Status::ok();
 }
@@ -152,8 +157,8 @@ Status compressor_decode(const float* a, const float* z, const float* ape, const
 Status indexer_scores_decode(const float* qi, const float* w, int64_t B, int64_t Hi, int64_t di,
                              const DecodeSeq* seqs, int64_t max_keys, float* scores, cudaStream_t s) {
     if (B == 0 || max_keys == 0) return Status::ok();
-    indexer_decode_kernel<<<dim3(ceil_div_u(max_keys, kIdxWarps), unsigned(B)), kIdxWarps * 32, 0, s>>>(
-        qi, w, Hi, di, seqs, max_keys, scores);
+    launch_pdl(indexer_decode_kernel, dim3(ceil_div_u(max_keys, kIdxWarps), unsigned(B)), kIdxWarps * 32, 0,
+               s, qi, w, Hi, di, seqs, max_keys, scores);
     DSV4_CUDA_LAUNCH_CHECK("indexer_decode_kernel");
     return Status::ok();
 }
@@ -161,7 +166,7 @@ Status indexer_scores_decode(const float* qi, const float* w, int64_t B, int64_t
 Status ring_write_decode(const float* kv, const DecodeSeq* seqs, int64_t B, int64_t W, int64_t d,
                          cudaStream_t s) {
     if (B == 0) return Status::ok();
-    ring_decode_kernel<<<unsigned(B), 128, 0, s>>>(kv, seqs, W, d);
+    launch_pdl(ring_decode_kernel, unsigned(B), 128, 0, s, kv, seqs, W, d);
     DSV4_CUDA_LAUNCH_CHECK("ring_decode_kernel");
     return Status::ok();
 }
@@ -170,8 +175,8 @@ Status gather_keys_decode(const DecodeSeq* seqs, int64_t B, int64_t W, int64_t m
                           int64_t topk, int64_t max_keys, int64_t d, float* pool, int32_t* idx,
                           cudaStream_t s) {
     if (B == 0 || max_keys == 0) return Status::ok();
-    gather_keys_decode_kernel<<<dim3(unsigned(max_keys), unsigned(B)), 128, 0, s>>>(seqs, W, m, sel, topk,
-                                                                                    max_keys, d, pool, idx);
+    launch_pdl(gather_keys_decode_kernel, dim3(unsigned(max_keys), unsigned(B)), 128, 0, s, seqs, W, m, sel,
+               topk, max_keys, d, pool, idx);
     DSV4_CUDA_LAUNCH_CHECK("gather_keys_decode_kernel");
     return Status::ok();
 }

@@ -5,6 +5,7 @@
 #include <cstdlib>
 
 #include "core/log.h"
+#include "ops/cuda/launch.cuh"
 #include "ops/cuda/ops_cuda.h"
 
 namespace dsv4::cuda {
@@ -21,5 +22,10 @@ int env_choice(const char* name, int fallback, int max) {
     if (*e >= '0' && *e <= '9' && *end == '\0' && v <= max) return int(v);
     log_warn("{}='{}': expected a whole number from 0 to {}; using {}", name, e, max, fallback);
     return fallback;
+}
+
+bool pdl_enabled() {
+    static const bool on = env_choice("DSV4_CUDA_PDL", 0, 1) == 1;
+    return on;
 }
 }  // namespace dsv4::cuda

@@ -8,12 +8,18 @@
 #include <algorithm>
 
 #include "ops/cuda/common.cuh"
+#include "ops/cuda/launch.cuh"
 #include "ops/cuda/cuda_check.h"
+#include "ops/cuda/fp8_gemm.cuh"
 #include "ops/cuda/ops_cuda.h"
 
 namespace dsv4::cuda {
 
 namespace {
+
+using fp8g::GemmArgs;
+using fp8g::swz4;
+using fp8g::swz8;
 
 constexpr int kThreads = 256;  // 8 warps: 2 along the token rows × 4 along the weight rows
 constexpr int kBN = 128;       // weight rows per CTA: 4 warps × 32
@@ -37,15 +43,6 @@ struct Smem {
     static constexpr int kStage = kA + kB + kSx + kSw;
     static constexpr int kTotal = kStages * kStage + 2 * BM * 4;
 };
-
-// Physical 16-byte chunk of logical chunk c in row r: 8 chunks per 128-byte row (codes of FP8 rows and of
-// tokens), 4 per 64-byte row (FP4 rows, two rows per 128 bytes).
-__device__ __forceinline__ int swz8(int r, int c) {
-    return c ^ (r & 7);
-}
-__device__ __forceinline__ int swz4(int r, int c) {
-    return c ^ ((r >> 1) & 3);
-}
 
 // Eight e2m1 codes (nibble i = k i, low nibble first) → eight e4m3 bytes of the same values · 2^-6 (bit
 // placement s·eem → s·000·eem·00, exact for normal and subnormal codes), as the two B registers of one
@@ -71,17 +68,6 @@ __device__ __forceinline__ void mma_e4m3(float (&d)[4], const uint32_t (&a)[4], 
 __device__ __forceinline__ float fp4_sub_scale(uint32_t packed, int s) {
     return __uint_as_float((((packed >> (8 * s)) & 0xffu) + 6u) << 23);
 }
-
-struct GemmArgs {
-    const uint8_t* xq;  // codes [rows][K]
-    const float* xs;    // scales [K/128][lds]
-    int64_t lds, n, x_div, K;
-    DevWeight w;  // dense; grouped: table[chunk's expert]
-    const DevWeight* table;
-    const int32_t *perm, *chunks, *n_chunks;
-    float* y;
-    int64_t ldy;
-};
 
 // cp.async of stage `stage` = K block kb: token codes, weight codes, activation scales (and FP4 sub-scales).
 template <DType WT, int BM, int S>
@@ -120,6 +106,7 @@ __device__ __forceinline__ void load_stage(uint8_t* smem, int stage, int kb, con
 // 16+4t..16+4t+3 of both operands (one 8-byte load per row), a permutation of the sum.
 template <DType WT, int WM, int kStages, int kMinBlocks, int kUnrollS>
 __global__ void __launch_bounds__(kThreads, kMinBlocks) fp8_mma_kernel(const __grid_constant__ GemmArgs a) {
+    pdl_wait();
     constexpr int BM = 2 * WM * 16, RB = b_row_bytes<WT>();
     constexpr bool kFp4 = WT == DType::fp4_e2m1;
     using L = Smem<WT, BM, kStages>;
@@ -268,7 +255,7 @@ Status launch_v(const GemmArgs& a, int64_t N, int64_t grid_y, cudaStream_t s) {
     constexpr int bytes = Smem<WT, 2 * WM * 16, S>::kTotal;
     auto* k = fp8_mma_kernel<WT, WM, S, MINB, U>;
     DSV4_CUDA_CHECK(cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
-    k<<<dim3(ceil_div_u(N, kBN), unsigned(grid_y)), kThreads, bytes, s>>>(a);
+    launch_pdl(k, dim3(ceil_div_u(N, kBN), unsigned(grid_y)), kThreads, bytes, s, a);
     DSV4_CUDA_LAUNCH_CHECK("fp8_mma_kernel");
     return Status::ok();
 }
@@ -337,6 +324,7 @@ Status fp8_gemm_q(const uint8_t* xq, const float* xs, int64_t lds, int64_t n, co
         return error("fp8_gemm: unsupported call (n={}, N={}, K={}, lds={}, ldy={}, dtype {})", n, w.n_rows,
                      w.n_cols, lds, ldy, dtype_name(w.dtype));
     GemmArgs a{xq, xs, lds, n, 1, w.n_cols, DevWeight::from(w), nullptr, nullptr, nullptr, nullptr, y, ldy};
+    if (fp8g::fp8_wgmma_enabled()) return fp8g::fp8_wgmma(a, n, false, s);
     if (w.dtype == DType::fp4_e2m1) return launch<DType::fp4_e2m1>(a, w.n_rows, n, false, s);
     return launch<DType::f8_e4m3>(a, w.n_rows, n, false, s);
 }
@@ -364,6 +352,7 @@ Status fp8_gemm_grouped_q(const uint8_t* xq, const float* xs, int64_t lds, int64
                      proto.n_rows, proto.n_cols, x_div, ldy, max_chunks, dtype_name(proto.dtype));
     GemmArgs a{xq,    xs,   lds,    0,        x_div, proto.n_cols, DevWeight::from(proto),
                table, perm, chunks, n_chunks, y,     ldy};
+    if (fp8g::fp8_wgmma_enabled()) return fp8g::fp8_wgmma(a, max_chunks, true, s);
     if (proto.dtype == DType::fp4_e2m1) return launch<DType::fp4_e2m1>(a, proto.n_rows, max_chunks, true, s);
     return launch<DType::f8_e4m3>(a, proto.n_rows, max_chunks, true, s);
 }

@@ -11,6 +11,7 @@
 #include <algorithm>
 
 #include "ops/cuda/common.cuh"
+#include "ops/cuda/launch.cuh"
 #include "ops/cuda/cuda_check.h"
 #include "ops/cuda/ops_cuda.h"
 
@@ -98,6 +99,7 @@ __global__ void __launch_bounds__(kThreads)
                     const DevWeight* __restrict__ table, const int32_t* __restrict__ perm,
                     const int32_t* __restrict__ chunks, const int32_t* __restrict__ n_chunks,
                     float* __restrict__ y, int64_t ldy, int KS) {
+    pdl_wait();
     using F = Mw<DT>;
     constexpr int E = F::kE, T = 8 * NT;
     __shared__ float red[kWarps][16][T];
@@ -211,8 +213,8 @@ Status launch_t(const float* x, int64_t n, int64_t ldx, int64_t x_div, const Dev
     const int64_t ny = chunks ? max_chunks : (n + 8 * NT - 1) / (8 * NT);
     if (ny > 65535) return error("cuda::linear_mma: {} token blocks is more than one launch covers", ny);
     const dim3 grid(ceil_div_u(tiles, kWarps / KS), unsigned(ny));
-    gemv_mma_kernel<DT, NT>
-        <<<grid, kThreads, 0, s>>>(x, n, ldx, x_div, w, table, perm, chunks, n_chunks, y, ldy, KS);
+    launch_pdl(gemv_mma_kernel<DT, NT>, grid, kThreads, 0, s, x, n, ldx, x_div, w, table, perm, chunks,
+               n_chunks, y, ldy, KS);
     DSV4_CUDA_LAUNCH_CHECK("gemv_mma_kernel");
     return Status::ok();
 }

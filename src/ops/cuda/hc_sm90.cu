@@ -10,6 +10,7 @@
 #include <utility>
 
 #include "ops/cuda/common.cuh"
+#include "ops/cuda/launch.cuh"
 #include "ops/cuda/cuda_check.h"
 #include "ops/cuda/ops_cuda.h"
 
@@ -158,6 +159,7 @@ __device__ void mix_logits(const float* Xt, int64_t len, const float* fn, int M,
 __global__ void __launch_bounds__(kThreads)
     hc_pre_kernel(const float* X, int hc, int64_t D, const float* fn, const float* base, const float* scale,
                   int iters, float eps, float norm_eps, float* y, float* post, float* comb) {
+    pdl_wait();
     __shared__ float red[32], mu[kMaxM], P[kMaxHc * kMaxHc], pre[kMaxHc];
     const int64_t t = blockIdx.x;
     const float* Xt = X + t * hc * D;
@@ -213,6 +215,7 @@ template <int R>
 __global__ void __launch_bounds__(kThreads)
     hc_mix_partial_kernel(const float* X, int64_t n, int64_t len, const float* fn, int M, int64_t chunk,
                           float* part) {
+    pdl_wait();
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     const int64_t t0 = int64_t(blockIdx.x) * kSplitTok, s = blockIdx.y, S = gridDim.y;
     const int nt = int(n - t0 < kSplitTok ? n - t0 : kSplitTok);
@@ -278,6 +281,7 @@ __global__ void __launch_bounds__(kThreads)
 __global__ void __launch_bounds__(kThreads)
     hc_head_finish_kernel(const float* X, int hc, int64_t D, const float* part, int64_t S, const float* base,
                           const float* scale, float eps, float norm_eps, int64_t cols, float* y) {
+    pdl_wait();
     __shared__ float mu[kMaxHc + 1], pre[kMaxHc];
     const int M = hc;
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
@@ -316,11 +320,11 @@ Status hc_head_split_launch(const float* X, int64_t n, int64_t hc, int64_t D, co
                             float* work, cudaStream_t s) {
     const HcPlan p = hc_plan(n, hc, D);
     const dim3 g1(unsigned(p.tiles), unsigned(p.S));
-    hc_mix_partial_kernel<1><<<g1, kThreads, 0, s>>>(X, n, hc * D, fn, int(hc), p.chunk, work);
+    launch_pdl(hc_mix_partial_kernel<1>, g1, kThreads, 0, s, X, n, hc * D, fn, int(hc), p.chunk, work);
     DSV4_CUDA_LAUNCH_CHECK("hc_mix_partial_kernel");
     const dim3 g2(unsigned(n), unsigned(p.Y));
-    hc_head_finish_kernel<<<g2, kThreads, 0, s>>>(X, int(hc), D, work, p.S, base, scale, float(hc_eps),
-                                                  float(norm_eps), p.cols, z);
+    launch_pdl(hc_head_finish_kernel, g2, kThreads, 0, s, X, int(hc), D, work, p.S, base, scale,
+               float(hc_eps), float(norm_eps), p.cols, z);
     DSV4_CUDA_LAUNCH_CHECK("hc_head_finish_kernel");
     return Status::ok();
 }
@@ -421,6 +425,7 @@ __device__ __forceinline__ float mix_y(const float* x, int64_t D, const float* p
 // now 64–168 registers, no spills (hc 4 post: 168, one CTA per SM).
 template <int HC, bool kPost>
 __global__ void __launch_bounds__(kThreads, 1) hc_mix_fused_kernel(MixArgs a) {
+    pdl_wait();
     constexpr int M = (2 + HC) * HC, TOK = mix_tok(HC), R = (M + kWarps - 1) / kWarps;
     __shared__ float s_post[TOK][HC], s_comb[TOK][HC * HC], s_mu[TOK][M + 1], s_pre[TOK][HC];
     __shared__ float s_red[TOK][kWarps], s_inv[TOK];
@@ -646,9 +651,9 @@ Result<unsigned*> arrival_counters(cudaStream_t s) {
 template <int HC>
 void mix_fused_launch(const MixArgs& a, dim3 grid, bool post, cudaStream_t s) {
     if (post)
-        hc_mix_fused_kernel<HC, true><<<grid, kThreads, 0, s>>>(a);
+        launch_pdl(hc_mix_fused_kernel<HC, true>, grid, kThreads, 0, s, a);
     else
-        hc_mix_fused_kernel<HC, false><<<grid, kThreads, 0, s>>>(a);
+        launch_pdl(hc_mix_fused_kernel<HC, false>, grid, kThreads, 0, s, a);
 }
 
 Status hc_fused_launch(MixArgs a, int64_t hc, bool post, cudaStream_t s) {
@@ -693,6 +698,7 @@ Status hc_fused_launch(MixArgs a, int64_t hc, bool post, cudaStream_t s) {
 
 __global__ void hc_post_kernel(const float* X, const float* F, const float* post, const float* comb,
                                int64_t n, int hc, int64_t D, float* Xout) {
+    pdl_wait();
     const int64_t e = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
     if (e >= n * hc * D) return;
     const int64_t d = e % D, k = (e / D) % hc, t = e / (D * hc);
@@ -706,6 +712,7 @@ __global__ void hc_post_kernel(const float* X, const float* F, const float* post
 __global__ void __launch_bounds__(kThreads)
     hc_head_kernel(const float* X, int hc, int64_t D, const float* fn, const float* base, const float* scale,
                    float eps, float norm_eps, float* z) {
+    pdl_wait();
     __shared__ float red[32], mu[kMaxHc];
     const int64_t t = blockIdx.x;
     const float* Xt = X + t * hc * D;
@@ -718,6 +725,7 @@ __global__ void __launch_bounds__(kThreads)
 }
 
 __global__ void hc_expand_kernel(const float* h, int64_t n, int hc, int64_t D, float* X) {
+    pdl_wait();
     const int64_t e = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
     if (e >= n * hc * D) return;
     X[e] = h[(e / (D * hc)) * D + e % D];
@@ -745,8 +753,8 @@ Status hc_pre(const float* X, int64_t n, int64_t hc, int64_t D, const float* fn,
         a.eps = float(hc_eps), a.norm_eps = float(norm_eps);
         return hc_fused_launch(a, hc, false, s);
     }
-    hc_pre_kernel<<<unsigned(n), kThreads, 0, s>>>(X, int(hc), D, fn, base, scale, sinkhorn_iters,
-                                                   float(hc_eps), float(norm_eps), y, post, comb);
+    launch_pdl(hc_pre_kernel, unsigned(n), kThreads, 0, s, X, int(hc), D, fn, base, scale, sinkhorn_iters,
+               float(hc_eps), float(norm_eps), y, post, comb);
     DSV4_CUDA_LAUNCH_CHECK("hc_pre_kernel");
     if (norm_w != nullptr) return rms_norm(y, n, D, norm_w, norm_eps, y, s);
     return Status::ok();
@@ -776,7 +784,7 @@ Status hc_post_pre(const float* X, const float* F, const float* post, const floa
 Status hc_post(const float* X, const float* F, const float* post, const float* comb, int64_t n, int64_t hc,
                int64_t D, float* Xout, cudaStream_t s) {
     if (n * hc * D == 0) return Status::ok();
-    hc_post_kernel<<<ceil_div_u(n * hc * D, 256), 256, 0, s>>>(X, F, post, comb, n, int(hc), D, Xout);
+    launch_pdl(hc_post_kernel, ceil_div_u(n * hc * D, 256), 256, 0, s, X, F, post, comb, n, int(hc), D, Xout);
     DSV4_CUDA_LAUNCH_CHECK("hc_post_kernel");
     return Status::ok();
 }
@@ -787,15 +795,15 @@ Status hc_head(const float* X, int64_t n, int64_t hc, int64_t D, const float* fn
     if (n == 0) return Status::ok();
     if (work != nullptr && D > 0)
         return hc_head_split_launch(X, n, hc, D, fn, base, scale, hc_eps, norm_eps, z, work, s);
-    hc_head_kernel<<<unsigned(n), kThreads, 0, s>>>(X, int(hc), D, fn, base, scale, float(hc_eps),
-                                                    float(norm_eps), z);
+    launch_pdl(hc_head_kernel, unsigned(n), kThreads, 0, s, X, int(hc), D, fn, base, scale, float(hc_eps),
+               float(norm_eps), z);
     DSV4_CUDA_LAUNCH_CHECK("hc_head_kernel");
     return Status::ok();
 }
 
 Status hc_expand(const float* h, int64_t n, int64_t hc, int64_t D, float* X, cudaStream_t s) {
     if (n * hc * D == 0) return Status::ok();
-    hc_expand_kernel<<<ceil_div_u(n * hc * D, 256), 256, 0, s>>>(h, n, int(hc), D, X);
+    launch_pdl(hc_expand_kernel, ceil_div_u(n * hc * D, 256), 256, 0, s, h, n, int(hc), D, X);
     DSV4_CUDA_LAUNCH_CHECK("hc_expand_kernel");
     return Status::ok();
 }

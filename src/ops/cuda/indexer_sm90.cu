@@ -7,6 +7,7 @@
 #include <algorithm>
 
 #include "ops/cuda/common.cuh"
+#include "ops/cuda/launch.cuh"
 #include "ops/cuda/cuda_check.h"
 #include "ops/cuda/ops_cuda.h"
 
@@ -21,6 +22,7 @@ constexpr int64_t kMaxWorkFloats = int64_t(64) << 20;
 // other columns s < ld. grid (ceil(ld / 256), rows of this block).
 __global__ void indexer_reduce_kernel(const float* P, const float* w, int64_t Hi, int64_t nk,
                                       const int64_t* n_avail, float* scores, int64_t ld) {
+    pdl_wait();
     const int64_t t = blockIdx.y, s = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
     if (s >= ld) return;
     if (s >= nk || s >= n_avail[t]) {
@@ -60,8 +62,8 @@ Status indexer_scores_gemm(const float* qi, const float* w, int64_t n, int64_t H
         } else if (n_keys > 0) {
             DSV4_CUDA_CHECK(cudaMemsetAsync(work, 0, size_t(rows * Hi * n_keys) * 4, s));
         }
-        indexer_reduce_kernel<<<dim3(ceil_div_u(ld, 256), unsigned(rows)), 256, 0, s>>>(
-            work, w + t0 * Hi, Hi, n_keys, n_avail + t0, scores + t0 * ld, ld);
+        launch_pdl(indexer_reduce_kernel, dim3(ceil_div_u(ld, 256), unsigned(rows)), 256, 0, s, work,
+                   w + t0 * Hi, Hi, n_keys, n_avail + t0, scores + t0 * ld, ld);
         DSV4_CUDA_LAUNCH_CHECK("indexer_reduce_kernel");
     }
     return Status::ok();

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "ops/cuda/common.cuh"
+#include "ops/cuda/launch.cuh"
 #include "ops/cuda/cuda_check.h"
 #include "ops/cuda/ops_cuda.h"
 
@@ -144,6 +145,7 @@ __global__ void __launch_bounds__(kWarps * 32)
                   const DevWeight* __restrict__ table, const int32_t* __restrict__ perm,
                   const int32_t* __restrict__ chunks, const int32_t* __restrict__ n_chunks,
                   float* __restrict__ y, int64_t ldy) {
+    pdl_wait();
     const int lane = threadIdx.x & 31;
     const int64_t r = int64_t(blockIdx.x) * kWarps + (threadIdx.x >> 5);
     RowBlock rb;
@@ -418,6 +420,7 @@ __global__ void __launch_bounds__(kGemvThreads)
                 const DevWeight* __restrict__ table, const int32_t* __restrict__ perm,
                 const int32_t* __restrict__ chunks, const int32_t* __restrict__ n_chunks,
                 float* __restrict__ y, int64_t ldy, int G) {
+    pdl_wait();
     gemv_body<DT, T>(x, n, ldx, x_div, w, table, perm, chunks, n_chunks, y, ldy, G, blockIdx.x);
 }
 
@@ -436,6 +439,7 @@ struct GemvSegs {
 template <DType DT, int T>
 __global__ void __launch_bounds__(kGemvThreads)
     gemv_multi_kernel(const __grid_constant__ GemvSegs sg, int64_t n) {
+    pdl_wait();
     // the segment's fields picked by unrolled compares (a runtime index into the arrays would go through
     // local memory)
     DevWeight w = sg.w[0];
@@ -473,6 +477,7 @@ int gemv_group_threads(int64_t chunks_per_row, int64_t n_rows, int rows_per_grou
 // the expert GEMVs (n_pairs = 6 at decode).
 __global__ void moe_group_kernel(const int32_t* esel, int64_t n_pairs, int64_t E, int tok, int32_t* perm,
                                  int32_t* chunks, int32_t* n_chunks, int32_t* scratch /* [E + 1] */) {
+    pdl_wait();
     if (threadIdx.x != 0) return;
     for (int64_t e = 0; e <= E; ++e) scratch[e] = 0;
     for (int64_t p = 0; p < n_pairs; ++p) ++scratch[esel[p] + 1];
@@ -543,6 +548,7 @@ __global__ void __launch_bounds__(kGroupThreads)
     moe_group_parallel_kernel(const int32_t* __restrict__ esel, int n_pairs, int E, int tok,
                               int32_t* __restrict__ perm, int32_t* __restrict__ chunks,
                               int32_t* __restrict__ n_chunks) {
+    pdl_wait();
     __shared__ int32_t s_e[kGroupParallelMaxPairs];
     __shared__ int cnt[kGroupThreads], first[kGroupThreads];
     __shared__ int wsum[32];
@@ -571,6 +577,7 @@ __global__ void __launch_bounds__(kGroupThreads)
     moe_group_large_kernel(const int32_t* __restrict__ esel, int64_t n_pairs, int E, int tok,
                            int32_t* __restrict__ perm, int32_t* __restrict__ chunks,
                            int32_t* __restrict__ n_chunks) {
+    pdl_wait();
     constexpr int kW = kGroupThreads / 32;
     __shared__ int cnt[kGroupThreads], cursor[kGroupLargeMaxExperts];
     __shared__ uint16_t wcnt[kW][kGroupLargeMaxExperts];
@@ -635,8 +642,8 @@ void launch_gemv(int64_t max_chunks, const float* x, int64_t n, int64_t ldx, int
     const int G = gemv_group_threads(w.n_cols / Fmt<DT>::kElems, w.n_rows, gemv_rows<DT, T>(), ny);
     const dim3 grid(ceil_div_u(w.n_rows, (kGemvThreads / G) * gemv_rows<DT, T>()),
                     chunks ? unsigned(max_chunks) : ceil_div_u(n, T));
-    gemv_kernel<DT, T>
-        <<<grid, kGemvThreads, 0, s>>>(x, n, ldx, x_div, w, table, perm, chunks, n_chunks, y, ldy, G);
+    launch_pdl(gemv_kernel<DT, T>, grid, kGemvThreads, 0, s, x, n, ldx, x_div, w, table, perm, chunks,
+               n_chunks, y, ldy, G);
 }
 
 template <DType DT, int T>
@@ -649,7 +656,7 @@ void launch_gemv_multi(GemvSegs& sg, int64_t n, cudaStream_t s) {
         ctas += ceil_div_u(sg.w[i].n_rows, (kGemvThreads / sg.G[i]) * gemv_rows<DT, T>());
     }
     sg.cta0[sg.n] = ctas;
-    gemv_multi_kernel<DT, T><<<dim3(ctas, ceil_div_u(n, T)), kGemvThreads, 0, s>>>(sg, n);
+    launch_pdl(gemv_multi_kernel<DT, T>, dim3(ctas, ceil_div_u(n, T)), kGemvThreads, 0, s, sg, n);
 }
 
 template <DType DT>
@@ -701,8 +708,8 @@ Status launch(const float* x, int64_t n, int64_t ldx, int64_t x_div, const DevWe
     }
     const dim3 block(kWarps * 32);
     const dim3 grid(ceil_div_u(w.n_rows, kWarps), chunks ? unsigned(max_chunks) : ceil_div_u(n, kLinearTok));
-    linear_kernel<DT, kLinearTok>
-        <<<grid, block, 0, s>>>(x, n, ldx, x_div, w, table, perm, chunks, n_chunks, y, ldy);
+    launch_pdl(linear_kernel<DT, kLinearTok>, grid, block, 0, s, x, n, ldx, x_div, w, table, perm, chunks,
+               n_chunks, y, ldy);
     DSV4_CUDA_LAUNCH_CHECK("linear_kernel");
     return Status::ok();
 }
@@ -753,6 +760,7 @@ template <DType DT>
 __global__ void __launch_bounds__(256)
     dequant_rows_kernel(DevWeight w, const DevWeight* __restrict__ table, int32_t e, int64_t r0, int64_t rows,
                         float* __restrict__ out) {
+    pdl_wait();
     if (table) w = table[e];
     constexpr int E = Fmt<DT>::kElems;
     constexpr bool kScaled = DT == DType::f8_e4m3 || DT == DType::fp4_e2m1;
@@ -782,6 +790,7 @@ __global__ void __launch_bounds__(256)
 // dst [rows, K] = x rows perm[j] / x_div (grouped SGEMM input). grid: rows.
 __global__ void gather_pairs_kernel(const float* __restrict__ x, int64_t ldx, int64_t x_div,
                                     const int32_t* __restrict__ perm, int64_t K, float* __restrict__ dst) {
+    pdl_wait();
     const int64_t j = blockIdx.x;
     const float* src = x + (int64_t(perm[j]) / x_div) * ldx;
     for (int64_t k = threadIdx.x; k < K; k += blockDim.x) dst[j * K + k] = src[k];
@@ -791,6 +800,7 @@ __global__ void gather_pairs_kernel(const float* __restrict__ x, int64_t ldx, in
 // write the same row). grid: rows.
 __global__ void scatter_pairs_kernel(const float* __restrict__ src, int64_t N,
                                      const int32_t* __restrict__ perm, float* __restrict__ y, int64_t ldy) {
+    pdl_wait();
     const int64_t j = blockIdx.x;
     float* dst = y + int64_t(perm[j]) * ldy;
     for (int64_t r = threadIdx.x; r < N; r += blockDim.x) dst[r] = src[j * N + r];
@@ -909,7 +919,7 @@ template <DType DT>
 Status launch_dequant(const DevWeight& w, const DevWeight* table, int32_t e, int64_t r0, int64_t rows,
                       float* out, cudaStream_t s) {
     const int64_t blocks = std::clamp<int64_t>((rows * w.n_cols + 1023) / 1024, 1, 132 * 16);
-    dequant_rows_kernel<DT><<<unsigned(blocks), 256, 0, s>>>(w, table, e, r0, rows, out);
+    launch_pdl(dequant_rows_kernel<DT>, unsigned(blocks), 256, 0, s, w, table, e, r0, rows, out);
     DSV4_CUDA_LAUNCH_CHECK("dequant_rows_kernel");
     return Status::ok();
 }
@@ -1050,15 +1060,15 @@ Status grouped_gemm(const float* x, int64_t n_pairs, int64_t ldx, int64_t x_div,
                 hi = std::min(groups[g].start + groups[g].count, w1);
             }
         if (lo >= 0) {
-            gather_pairs_kernel<<<unsigned(hi - lo), 256, 0, s>>>(x, ldx, x_div, perm + lo, K,
-                                                                  Xg + (lo - w0) * K);
+            launch_pdl(gather_pairs_kernel, unsigned(hi - lo), 256, 0, s, x, ldx, x_div, perm + lo, K,
+                       Xg + (lo - w0) * K);
             DSV4_CUDA_LAUNCH_CHECK("gather_pairs_kernel");
         }
         int64_t run_lo = -1;  // start of the current run of consecutive large groups (for the scatter)
         auto flush = [&](int64_t run_hi) -> Status {
             if (run_lo < 0) return Status::ok();
-            scatter_pairs_kernel<<<unsigned(run_hi - run_lo), 256, 0, s>>>(Yg + (run_lo - w0) * N, N,
-                                                                           perm + run_lo, y, ldy);
+            launch_pdl(scatter_pairs_kernel, unsigned(run_hi - run_lo), 256, 0, s, Yg + (run_lo - w0) * N, N,
+                       perm + run_lo, y, ldy);
             DSV4_CUDA_LAUNCH_CHECK("scatter_pairs_kernel");
             run_lo = -1;
             return Status::ok();
@@ -1219,18 +1229,19 @@ Status moe_group(const int32_t* esel, int64_t n_pairs, int64_t E, int32_t* perm,
                  int32_t* n_chunks, int32_t* scratch, cudaStream_t s, int rows_per_chunk) {
     if (rows_per_chunk < 1) return error("cuda::moe_group: rows_per_chunk = {}", rows_per_chunk);
     if (n_pairs <= kGroupParallelMaxPairs && E <= kGroupThreads) {
-        moe_group_parallel_kernel<<<1, kGroupThreads, 0, s>>>(esel, int(n_pairs), int(E), rows_per_chunk,
-                                                              perm, chunks, n_chunks);
+        launch_pdl(moe_group_parallel_kernel, 1, kGroupThreads, 0, s, esel, int(n_pairs), int(E),
+                   rows_per_chunk, perm, chunks, n_chunks);
         DSV4_CUDA_LAUNCH_CHECK("moe_group_parallel_kernel");
         return Status::ok();
     }
     if (E <= kGroupLargeMaxExperts && n_pairs <= INT32_MAX) {
-        moe_group_large_kernel<<<1, kGroupThreads, 0, s>>>(esel, n_pairs, int(E), rows_per_chunk, perm,
-                                                           chunks, n_chunks);
+        launch_pdl(moe_group_large_kernel, 1, kGroupThreads, 0, s, esel, n_pairs, int(E), rows_per_chunk,
+                   perm, chunks, n_chunks);
         DSV4_CUDA_LAUNCH_CHECK("moe_group_large_kernel");
         return Status::ok();
     }
-    moe_group_kernel<<<1, 32, 0, s>>>(esel, n_pairs, E, rows_per_chunk, perm, chunks, n_chunks, scratch);
+    launch_pdl(moe_group_kernel, 1, 32, 0, s, esel, n_pairs, E, rows_per_chunk, perm, chunks, n_chunks,
+               scratch);
     DSV4_CUDA_LAUNCH_CHECK("moe_group_kernel");
     return Status::ok();
 }

@@ -4,6 +4,7 @@
 // known on the host from the positions alone, so none of these needs a device->host copy. Tested
 // through the whole model against the CPU path (tests/model/test_cuda_model.cpp).
 #include "ops/cuda/common.cuh"
+#include "ops/cuda/launch.cuh"
 #include "ops/cuda/cuda_check.h"
 #include "ops/cuda/ops_cuda.h"
 
@@ -13,6 +14,7 @@ namespace {
 
 __global__ void moe_combine_kernel(const float* y, const float* w, int64_t n, int64_t k, int64_t D,
                                    float* out) {
+    pdl_wait();
     const int64_t e = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
     if (e >= n * D) return;
     const int64_t t = e / D, d = e % D;
@@ -22,6 +24,7 @@ __global__ void moe_combine_kernel(const float* y, const float* w, int64_t n, in
 }
 
 __global__ void ring_write_kernel(const float* kv, int64_t n, int64_t d, int64_t p0, int64_t W, float* ring) {
+    pdl_wait();
     const int64_t first = n > W ? n - W : 0;  // earlier tokens would be overwritten within this call
     const int64_t e = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
     if (e >= (n - first) * d) return;
@@ -31,6 +34,7 @@ __global__ void ring_write_kernel(const float* kv, int64_t n, int64_t d, int64_t
 
 __global__ void attn_pool_kernel(const float* ring, int64_t W, int64_t p0, int64_t n_hist, const float* kv,
                                  int64_t n, int64_t d, float* pool) {
+    pdl_wait();
     const int64_t e = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
     if (e >= (n_hist + n) * d) return;
     const int64_t r = e / d, c = e % d;
@@ -41,6 +45,7 @@ __global__ void attn_pool_kernel(const float* ring, int64_t W, int64_t p0, int64
 __global__ void build_attn_index_kernel(int64_t p0, int64_t n, int64_t W, int64_t n_hist, int64_t m,
                                         int64_t n_cmp, const int32_t* sel, int64_t topk, int64_t max_keys,
                                         int32_t* idx) {
+    pdl_wait();
     const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
     if (i >= n) return;
     const int64_t t = p0 + i, hist0 = p0 - n_hist;
@@ -80,6 +85,7 @@ __global__ void compressor_emit_kernel(const float* a, const float* z, const flo
                                        const float* pend_z, const float* prev_a, const float* prev_z,
                                        int64_t p0, int64_t m, int64_t c, int64_t d, int64_t w_first, float* C,
                                        int64_t* pos_out) {
+    pdl_wait();
     const int64_t e = blockIdx.y, w = w_first + e, i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
     if (i == 0) pos_out[e] = w * m;  // RoPE at the window's first token (spec §14.5)
     if (i >= d) return;
@@ -106,6 +112,7 @@ __global__ void compressor_emit_kernel(const float* a, const float* z, const flo
 __global__ void compressor_prev_kernel(const float* a, const float* z, const float* ape, const float* pend_a,
                                        const float* pend_z, float* prev_a, float* prev_z, int64_t p0,
                                        int64_t p_end, int64_t m, int64_t c, int64_t d) {
+    pdl_wait();
     const int64_t e = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
     if (e >= m * d) return;
     const int64_t s = e / d, i = e % d, p = (p_end / m - 1) * m + s;
@@ -118,6 +125,7 @@ __global__ void compressor_prev_kernel(const float* a, const float* z, const flo
 __global__ void compressor_pend_kernel(const float* a, const float* z, const float* ape, float* pend_a,
                                        float* pend_z, int64_t p0, int64_t p_begin, int64_t n_pos, int64_t m,
                                        int64_t cd) {
+    pdl_wait();
     const int64_t e = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
     if (e >= n_pos * cd) return;
     const int64_t p = p_begin + e / cd, k = e % cd;
@@ -126,6 +134,7 @@ __global__ void compressor_pend_kernel(const float* a, const float* z, const flo
 }
 
 __global__ void gather_rows_kernel(const float* src, int64_t w, const int64_t* rows, int64_t n, float* dst) {
+    pdl_wait();
     const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
     if (i < n * w) dst[i] = src[rows[i / w] * w + i % w];
 }
@@ -135,7 +144,7 @@ __global__ void gather_rows_kernel(const float* src, int64_t w, const int64_t* r
 Status moe_combine(const float* y, const float* w, int64_t n, int64_t k, int64_t D, float* out,
                    cudaStream_t s) {
     if (n * D == 0) return Status::ok();
-    moe_combine_kernel<<<ceil_div_u(n * D, 256), 256, 0, s>>>(y, w, n, k, D, out);
+    launch_pdl(moe_combine_kernel, ceil_div_u(n * D, 256), 256, 0, s, y, w, n, k, D, out);
     DSV4_CUDA_LAUNCH_CHECK("moe_combine_kernel");
     return Status::ok();
 }
@@ -143,14 +152,14 @@ Status moe_combine(const float* y, const float* w, int64_t n, int64_t k, int64_t
 Status ring_write(const float* kv, int64_t n, int64_t d, int64_t p0, int64_t W, float* ring, cudaStream_t s) {
     const int64_t rows = n < W ? n : W;
     if (rows * d == 0) return Status::ok();
-    ring_write_kernel<<<ceil_div_u(rows * d, 256), 256, 0, s>>>(kv, n, d, p0, W, ring);
+    launch_pdl(ring_write_kernel, ceil_div_u(rows * d, 256), 256, 0, s, kv, n, d, p0, W, ring);
     DSV4_CUDA_LAUNCH_CHECK("ring_write_kernel");
     return Status::ok();
 }
 
 Status gather_rows(const float* src, int64_t w, const int64_t* rows, int64_t n, float* dst, cudaStream_t s) {
     if (n * w == 0) return Status::ok();
-    gather_rows_kernel<<<ceil_div_u(n * w, 256), 256, 0, s>>>(src, w, rows, n, dst);
+    launch_pdl(gather_rows_kernel, ceil_div_u(n * w, 256), 256, 0, s, src, w, rows, n, dst);
     DSV4_CUDA_LAUNCH_CHECK("gather_rows_kernel");
     return Status::ok();
 }
@@ -158,7 +167,8 @@ Status gather_rows(const float* src, int64_t w, const int64_t* rows, int64_t n, 
 Status attn_pool_build(const float* ring, int64_t W, int64_t p0, int64_t n_hist, const float* kv, int64_t n,
                        int64_t d, float* pool, cudaStream_t s) {
     if ((n_hist + n) * d == 0) return Status::ok();
-    attn_pool_kernel<<<ceil_div_u((n_hist + n) * d, 256), 256, 0, s>>>(ring, W, p0, n_hist, kv, n, d, pool);
+    launch_pdl(attn_pool_kernel, ceil_div_u((n_hist + n) * d, 256), 256, 0, s, ring, W, p0, n_hist, kv, n, d,
+               pool);
     DSV4_CUDA_LAUNCH_CHECK("attn_pool_kernel");
     return Status::ok();
 }
@@ -166,8 +176,8 @@ Status attn_pool_build(const float* ring, int64_t W, int64_t p0, int64_t n_hist,
 Status build_attn_index(int64_t p0, int64_t n, int64_t W, int64_t n_hist, int64_t m, int64_t n_cmp,
                         const int32_t* sel, int64_t topk, int64_t max_keys, int32_t* idx, cudaStream_t s) {
     if (n == 0) return Status::ok();
-    build_attn_index_kernel<<<ceil_div_u(n, 128), 128, 0, s>>>(p0, n, W, n_hist, m, n_cmp, sel, topk,
-                                                               max_keys, idx);
+    launch_pdl(build_attn_index_kernel, ceil_div_u(n, 128), 128, 0, s, p0, n, W, n_hist, m, n_cmp, sel, topk,
+               max_keys, idx);
     DSV4_CUDA_LAUNCH_CHECK("build_attn_index_kernel");
     return Status::ok();
 }
@@ -178,8 +188,8 @@ Status compressor_emit(const float* a, const float* z, const float* ape, const f
                        int64_t* pos_out, cudaStream_t s) {
     (void)n;
     if (n_emit == 0) return Status::ok();
-    compressor_emit_kernel<<<dim3(ceil_div_u(d, 128), unsigned(n_emit)), 128, 0, s>>>(
-        a, z, ape, pend_a, pend_z, prev_a, prev_z, p0, m, c, d, w_first, C, pos_out);
+    launch_pdl(compressor_emit_kernel, dim3(ceil_div_u(d, 128), unsigned(n_emit)), 128, 0, s, a, z, ape,
+               pend_a, pend_z, prev_a, prev_z, p0, m, c, d, w_first, C, pos_out);
     DSV4_CUDA_LAUNCH_CHECK("compressor_emit_kernel");
     return Status::ok();
 }
@@ -190,14 +200,14 @@ Status compressor_commit(const float* a, const float* z, const float* ape, float
     if (n == 0) return Status::ok();
     const int64_t p_end = p0 + n;
     if (c == 2 && p_end / m > p0 / m) {  // a window completed in this call
-        compressor_prev_kernel<<<ceil_div_u(m * d, 256), 256, 0, s>>>(a, z, ape, pend_a, pend_z, prev_a,
-                                                                      prev_z, p0, p_end, m, c, d);
+        launch_pdl(compressor_prev_kernel, ceil_div_u(m * d, 256), 256, 0, s, a, z, ape, pend_a, pend_z,
+                   prev_a, prev_z, p0, p_end, m, c, d);
         DSV4_CUDA_LAUNCH_CHECK("compressor_prev_kernel");
     }
     const int64_t last0 = ((p_end - 1) / m) * m, p_begin = last0 > p0 ? last0 : p0;
     const int64_t n_pos = p_end - p_begin, cd = c * d;
-    compressor_pend_kernel<<<ceil_div_u(n_pos * cd, 256), 256, 0, s>>>(a, z, ape, pend_a, pend_z, p0, p_begin,
-                                                                       n_pos, m, cd);
+    launch_pdl(compressor_pend_kernel, ceil_div_u(n_pos * cd, 256), 256, 0, s, a, z, ape, pend_a, pend_z, p0,
+               p_begin, n_pos, m, cd);
     DSV4_CUDA_LAUNCH_CHECK("compressor_pend_kernel");
     return Status::ok();
 }

@@ -2,6 +2,7 @@
 // per (row, pair)), embedding gather, clamped SwiGLU, scaling. Tested against the cpu:: ops of the same
 // names in tests/ops; note: docs/kernels/elementwise.md.
 #include "ops/cuda/common.cuh"
+#include "ops/cuda/launch.cuh"
 #include "ops/cuda/cuda_check.h"
 #include "ops/cuda/ops_cuda.h"
 
@@ -11,6 +12,7 @@ namespace {
 
 // follows cpu::rms_norm: fp32 sum of squares, inv = 1/sqrt(ss/d + eps), then x·inv·w
 __global__ void rms_norm_kernel(const float* x, int64_t d, const float* w, float eps, float* out) {
+    pdl_wait();
     __shared__ float red[32];
     const float* xr = x + int64_t(blockIdx.x) * d;
     float* o = out + int64_t(blockIdx.x) * d;
@@ -23,6 +25,7 @@ __global__ void rms_norm_kernel(const float* x, int64_t d, const float* w, float
 
 __global__ void rope_kernel(float* x, int64_t rows, int64_t heads, int64_t head_stride, int64_t off,
                             int64_t n_pairs, const int64_t* pos, const float* inv_freq, bool inverse) {
+    pdl_wait();
     const int64_t g = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
     if (g >= rows * n_pairs) return;
     const int64_t r = g / n_pairs, i = g % n_pairs;
@@ -39,6 +42,7 @@ __global__ void rope_kernel(float* x, int64_t rows, int64_t heads, int64_t head_
 }
 
 __global__ void embed_kernel(const int32_t* ids, DevWeight t, float* out) {
+    pdl_wait();
     const int64_t row = ids[blockIdx.x], D = t.n_cols;
     float* o = out + int64_t(blockIdx.x) * D;
     if (row < 0 || row >= t.n_rows) {  // bad id: NaN row (the host validates ids before launching)
@@ -64,6 +68,7 @@ __global__ void embed_kernel(const int32_t* ids, DevWeight t, float* out) {
 // follows cpu::swiglu_clamp: h = silu(min(g, lim)) · clamp(u, ±lim)
 __global__ void swiglu_kernel(const float* g, const float* u, int64_t n, int64_t I, int64_t ldg, float lim,
                               float* h) {
+    pdl_wait();
     const int64_t e = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
     if (e >= n * I) return;
     const int64_t t = e / I, i = e % I;
@@ -76,6 +81,7 @@ __global__ void swiglu_kernel(const float* g, const float* u, int64_t n, int64_t
 }
 
 __global__ void scale_kernel(float* x, int64_t count, float a) {
+    pdl_wait();
     const int64_t e = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
     if (e < count) x[e] *= a;
 }
@@ -85,7 +91,7 @@ __global__ void scale_kernel(float* x, int64_t count, float a) {
 Status rms_norm(const float* x, int64_t rows, int64_t d, const float* w, double eps, float* out,
                 cudaStream_t s) {
     if (rows == 0) return Status::ok();
-    rms_norm_kernel<<<unsigned(rows), 256, 0, s>>>(x, d, w, float(eps), out);
+    launch_pdl(rms_norm_kernel, unsigned(rows), 256, 0, s, x, d, w, float(eps), out);
     DSV4_CUDA_LAUNCH_CHECK("rms_norm_kernel");
     return Status::ok();
 }
@@ -93,8 +99,8 @@ Status rms_norm(const float* x, int64_t rows, int64_t d, const float* w, double 
 Status rope(float* x, int64_t rows, int64_t heads, int64_t head_stride, int64_t off, int64_t n_pairs,
             const int64_t* pos, const float* inv_freq, bool inverse, cudaStream_t s) {
     if (rows * n_pairs == 0) return Status::ok();
-    rope_kernel<<<ceil_div_u(rows * n_pairs, 256), 256, 0, s>>>(x, rows, heads, head_stride, off, n_pairs,
-                                                                pos, inv_freq, inverse);
+    launch_pdl(rope_kernel, ceil_div_u(rows * n_pairs, 256), 256, 0, s, x, rows, heads, head_stride, off,
+               n_pairs, pos, inv_freq, inverse);
     DSV4_CUDA_LAUNCH_CHECK("rope_kernel");
     return Status::ok();
 }
@@ -103,7 +109,7 @@ Status embed(const int32_t* ids, int64_t n, const WeightRef& table, float* out, 
     if (table.dtype != DType::f32 && table.dtype != DType::bf16 && table.dtype != DType::f16)
         return error("cuda::embed: table dtype {} (expected f32, bf16 or f16)", dtype_name(table.dtype));
     if (n == 0) return Status::ok();
-    embed_kernel<<<unsigned(n), 256, 0, s>>>(ids, DevWeight::from(table), out);
+    launch_pdl(embed_kernel, unsigned(n), 256, 0, s, ids, DevWeight::from(table), out);
     DSV4_CUDA_LAUNCH_CHECK("embed_kernel");
     return Status::ok();
 }
@@ -111,14 +117,14 @@ Status embed(const int32_t* ids, int64_t n, const WeightRef& table, float* out, 
 Status swiglu_clamp(const float* g, const float* u, int64_t n, int64_t I, int64_t ldg, double limit, float* h,
                     cudaStream_t s) {
     if (n * I == 0) return Status::ok();
-    swiglu_kernel<<<ceil_div_u(n * I, 256), 256, 0, s>>>(g, u, n, I, ldg, float(limit), h);
+    launch_pdl(swiglu_kernel, ceil_div_u(n * I, 256), 256, 0, s, g, u, n, I, ldg, float(limit), h);
     DSV4_CUDA_LAUNCH_CHECK("swiglu_kernel");
     return Status::ok();
 }
 
 Status scale(float* x, int64_t count, float a, cudaStream_t s) {
     if (count == 0) return Status::ok();
-    scale_kernel<<<ceil_div_u(count, 256), 256, 0, s>>>(x, count, a);
+    launch_pdl(scale_kernel, ceil_div_u(count, 256), 256, 0, s, x, count, a);
     DSV4_CUDA_LAUNCH_CHECK("scale_kernel");
     return Status::ok();
 }

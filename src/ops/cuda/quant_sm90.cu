@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "ops/cuda/common.cuh"
+#include "ops/cuda/launch.cuh"
 #include "ops/cuda/cuda_check.h"
 #include "ops/cuda/ops_cuda.h"
 #include "ops/cuda/quant_sm90.cuh"
@@ -56,6 +57,7 @@ __device__ __forceinline__ void warp_round_block(const float* x, float* y, int64
 // Warp per (row, block) over rows × ceil(n / block).
 __global__ void round_rows_kernel(const float* x, int64_t ldx, float* y, int64_t ldy, int64_t rows, int64_t n,
                                   int64_t block, int64_t n_blk, Fmt f) {
+    pdl_wait();
     const int64_t w = int64_t(blockIdx.x) * kWarpsPerCta + (threadIdx.x >> 5);
     if (w >= rows * n_blk) return;
     const int64_t r = w / n_blk, b0 = (w % n_blk) * block;
@@ -68,8 +70,8 @@ Status round_rows(const float* x, int64_t ldx, float* y, int64_t ldy, int64_t ro
     if (rows <= 0 || n <= 0) return Status::ok();
     DSV4_ASSERT(block > 0 && ldx >= n && ldy >= n && (x != y || ldx == ldy), "round_rows: bad arguments");
     const int64_t n_blk = (n + block - 1) / block;
-    round_rows_kernel<<<ceil_div_u(rows * n_blk, kWarpsPerCta), 32 * kWarpsPerCta, 0, s>>>(
-        x, ldx, y, ldy, rows, n, block, n_blk, f);
+    launch_pdl(round_rows_kernel, ceil_div_u(rows * n_blk, kWarpsPerCta), 32 * kWarpsPerCta, 0, s, x, ldx, y,
+               ldy, rows, n, block, n_blk, f);
     DSV4_CUDA_LAUNCH_CHECK("round_rows_kernel");
     return Status::ok();
 }
@@ -101,6 +103,7 @@ __device__ void cta_hadamard(float* v, int64_t d, float scale, bool fp4, const F
 
 // CTA per row of x [rows, d], in place.
 __global__ void hadamard_kernel(float* x, int64_t d, float scale, int fp4, Fmt f4) {
+    pdl_wait();
     extern __shared__ float sv[];
     float* row = x + int64_t(blockIdx.x) * d;
     for (int64_t i = threadIdx.x; i < d; i += blockDim.x) sv[i] = row[i];
@@ -112,6 +115,7 @@ __global__ void hadamard_kernel(float* x, int64_t d, float scale, int fp4, Fmt f
 // Decode steps: CTA per sequence; the entry its compressor emitted this step (if any) is rounded in place.
 __global__ void round_decode_entries_kernel(const DecodeSeq* seqs, int which, int64_t m, int64_t d,
                                             int64_t nope, float scale, Fmt f8, Fmt f4) {
+    pdl_wait();
     extern __shared__ float sv[];
     const DecodeSeq& q = seqs[blockIdx.x];
     if ((q.p + 1) % m != 0) return;  // uniform over the CTA
@@ -135,6 +139,7 @@ __global__ void round_decode_entries_kernel(const DecodeSeq* seqs, int which, in
 // rows r ≥ rows (padding) get zero codes and scale 1.
 __global__ void quantize_act_kernel(const float* x, int64_t ldx, int64_t rows, int64_t rows_pad, int64_t K,
                                     uint8_t* qv, float* scale, Fmt f) {
+    pdl_wait();
     const int64_t n_blk = K / 128, w = int64_t(blockIdx.x) * kWarpsPerCta + (threadIdx.x >> 5);
     if (w >= rows_pad * n_blk) return;
     const int64_t r = w / n_blk, kb = w % n_blk, lane = threadIdx.x & 31;
@@ -155,6 +160,7 @@ __global__ void quantize_act_kernel(const float* x, int64_t ldx, int64_t rows, i
 }
 
 __global__ void scale_rows_kernel(float* x, int64_t rows, int64_t ld, int64_t d, const float* w) {
+    pdl_wait();
     for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < rows * d;
          i += int64_t(gridDim.x) * blockDim.x) {
         const int64_t r = i / d, c = i % d;
@@ -163,6 +169,7 @@ __global__ void scale_rows_kernel(float* x, int64_t rows, int64_t ld, int64_t d,
 }
 
 __global__ void fill_kernel(float* x, int64_t count, float v) {
+    pdl_wait();
     for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < count;
          i += int64_t(gridDim.x) * blockDim.x)
         x[i] = v;
@@ -185,7 +192,8 @@ Status hadamard_rows(float* x, int64_t rows, int64_t d, bool fp4_after, cudaStre
     if (d <= 0 || (d & (d - 1)) != 0 || d > kMaxHadamard)
         return error("hadamard_rows: d = {} must be a power of two ≤ {}", d, kMaxHadamard);
     const float scale = 1.0f / std::sqrt(float(d));  // the CPU's value (cpu::hadamard_rows)
-    hadamard_kernel<<<unsigned(rows), 128, size_t(d) * 4, s>>>(x, d, scale, fp4_after ? 1 : 0, fmt_fp4());
+    launch_pdl(hadamard_kernel, unsigned(rows), 128, size_t(d) * 4, s, x, d, scale, fp4_after ? 1 : 0,
+               fmt_fp4());
     DSV4_CUDA_LAUNCH_CHECK("hadamard_kernel");
     return Status::ok();
 }
@@ -196,8 +204,8 @@ Status round_decode_entries(const DecodeSeq* seqs, int64_t B, int which, int64_t
     if (which != 0 && ((d & (d - 1)) != 0 || d > kMaxHadamard))
         return error("round_decode_entries: index key dim {} must be a power of two ≤ {}", d, kMaxHadamard);
     const float scale = 1.0f / std::sqrt(float(d));
-    round_decode_entries_kernel<<<unsigned(B), 128, which ? size_t(d) * 4 : 0, s>>>(
-        seqs, which, m, d, nope, scale, fmt_fp8(), fmt_fp4());
+    launch_pdl(round_decode_entries_kernel, unsigned(B), 128, which ? size_t(d) * 4 : 0, s, seqs, which, m, d,
+               nope, scale, fmt_fp8(), fmt_fp4());
     DSV4_CUDA_LAUNCH_CHECK("round_decode_entries_kernel");
     return Status::ok();
 }
@@ -206,8 +214,8 @@ Status fp8_quantize_act(const float* x, int64_t rows, int64_t ldx, int64_t K, in
                         float* scale, cudaStream_t s) {
     if (rows_pad <= 0) return Status::ok();
     DSV4_ASSERT(K % 128 == 0 && rows_pad >= rows && ldx >= K, "fp8_quantize_act: bad arguments");
-    quantize_act_kernel<<<ceil_div_u(rows_pad * (K / 128), kWarpsPerCta), 32 * kWarpsPerCta, 0, s>>>(
-        x, ldx, rows, rows_pad, K, qv, scale, fmt_fp8());
+    launch_pdl(quantize_act_kernel, ceil_div_u(rows_pad * (K / 128), kWarpsPerCta), 32 * kWarpsPerCta, 0, s,
+               x, ldx, rows, rows_pad, K, qv, scale, fmt_fp8());
     DSV4_CUDA_LAUNCH_CHECK("quantize_act_kernel");
     return Status::ok();
 }
@@ -215,14 +223,15 @@ Status fp8_quantize_act(const float* x, int64_t rows, int64_t ldx, int64_t K, in
 Status scale_rows(float* x, int64_t rows, int64_t ld, int64_t d, const float* w, cudaStream_t s) {
     if (rows <= 0 || d <= 0) return Status::ok();
     DSV4_ASSERT(ld >= d, "scale_rows: ld < d");
-    scale_rows_kernel<<<std::min<unsigned>(ceil_div_u(rows * d, 256), 4096u), 256, 0, s>>>(x, rows, ld, d, w);
+    launch_pdl(scale_rows_kernel, std::min<unsigned>(ceil_div_u(rows * d, 256), 4096u), 256, 0, s, x, rows,
+               ld, d, w);
     DSV4_CUDA_LAUNCH_CHECK("scale_rows_kernel");
     return Status::ok();
 }
 
 Status fill_f32(float* x, int64_t count, float v, cudaStream_t s) {
     if (count <= 0) return Status::ok();
-    fill_kernel<<<std::min<unsigned>(ceil_div_u(count, 256), 1024u), 256, 0, s>>>(x, count, v);
+    launch_pdl(fill_kernel, std::min<unsigned>(ceil_div_u(count, 256), 1024u), 256, 0, s, x, count, v);
     DSV4_CUDA_LAUNCH_CHECK("fill_kernel");
     return Status::ok();
 }

@@ -7,6 +7,7 @@
 #include <cstdint>
 
 #include "ops/cuda/cuda_check.h"
+#include "ops/cuda/launch.cuh"
 #include "ops/cuda/ops_cuda.h"
 #include "ops/sample_params.h"
 
@@ -613,6 +614,7 @@ __device__ int32_t sample_sorted(const float* __restrict__ row, int64_t V, const
 __global__ void __launch_bounds__(kThreads, 1)
     sample_rows_kernel(const float* __restrict__ logits, int64_t V, const SampleParams* __restrict__ sps,
                        const int64_t* __restrict__ positions, int32_t* __restrict__ out) {
+    pdl_wait();
     __shared__ Shared sh;
     extern __shared__ uint64_t cand[];  // [kCap]
     double* q = reinterpret_cast<double*>(cand + kCap);
@@ -677,7 +679,8 @@ Status sample_rows(const float* logits, int64_t n_rows, int64_t n_vocab, const S
     if (n_rows == 0) return Status::ok();
     DSV4_CUDA_CHECK(cudaFuncSetAttribute(sample_rows_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                          int(kSmemBytes)));
-    sample_rows_kernel<<<unsigned(n_rows), kThreads, kSmemBytes, s>>>(logits, n_vocab, sp, positions, out);
+    launch_pdl(sample_rows_kernel, unsigned(n_rows), kThreads, kSmemBytes, s, logits, n_vocab, sp, positions,
+               out);
     DSV4_CUDA_LAUNCH_CHECK("sample_rows_kernel");
     return Status::ok();
 }

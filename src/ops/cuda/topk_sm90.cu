@@ -11,6 +11,7 @@
 #include <algorithm>
 
 #include "ops/cuda/common.cuh"
+#include "ops/cuda/launch.cuh"
 #include "ops/cuda/cuda_check.h"
 #include "ops/cuda/ops_cuda.h"
 
@@ -26,6 +27,7 @@ __device__ __forceinline__ bool before(float sa, int64_t a, float sb, int64_t b)
 // Fallback for k > kTopkMaxK. grid (ceil(n_cols / 256), n): thread = element i of row t.
 __global__ void topk_rank_kernel(const float* scores, int64_t n_cols, const int64_t* n_valid, int64_t k,
                                  int32_t* sel) {
+    pdl_wait();
     const int64_t t = blockIdx.y, i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
     const float* row = scores + t * n_cols;
     const int64_t nv = min(n_valid[t], n_cols);
@@ -199,6 +201,7 @@ __device__ __forceinline__ u64* sort_desc(u64* x, u64* y, int n64) {
 __global__ void __launch_bounds__(kTopkThreads, 3)
     topk_radix_kernel(const float* __restrict__ scores, int64_t n_cols, const int64_t* __restrict__ n_valid,
                       int k, int cap, int n_cache, int idx_bits, int32_t* __restrict__ sel) {
+    pdl_wait();
     extern __shared__ __align__(16) unsigned char topk_smem[];
     u64* buf = reinterpret_cast<u64*>(topk_smem);
     u64* buf2 = buf + cap;
@@ -389,6 +392,7 @@ constexpr int kRouteThreads = 256;
 __global__ void __launch_bounds__(kRouteThreads)
     moe_route_kernel(const float* logits, int64_t E, int64_t k, const int32_t* ids, const int64_t* tid2eid,
                      int64_t n_vocab, const float* bias, float route_scale, int32_t* out_idx, float* out_w) {
+    pdl_wait();
     extern __shared__ float s[];  // [E]
     const int64_t t = blockIdx.x;
     int32_t* idx = out_idx + t * k;
@@ -429,8 +433,8 @@ Status topk_lower_index(const float* scores, int64_t n, int64_t n_cols, const in
         if (n > 65535)
             return error("cuda::topk_lower_index: k = {} > {} supports at most 65535 rows", k, kTopkMaxK);
         const int64_t cols = n_cols > k ? n_cols : k;
-        topk_rank_kernel<<<dim3(ceil_div_u(cols, 256), unsigned(n)), 256, 0, s>>>(scores, n_cols, n_valid, k,
-                                                                                  sel);
+        launch_pdl(topk_rank_kernel, dim3(ceil_div_u(cols, 256), unsigned(n)), 256, 0, s, scores, n_cols,
+                   n_valid, k, sel);
         DSV4_CUDA_LAUNCH_CHECK("topk_rank_kernel");
         return Status::ok();
     }
@@ -448,8 +452,8 @@ Status topk_lower_index(const float* scores, int64_t n, int64_t n_cols, const in
     if (smem > 32 * 1024)  // with the static histogram, past the default 48 KB
         DSV4_CUDA_CHECK(
             cudaFuncSetAttribute(topk_radix_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
-    topk_radix_kernel<<<unsigned(n), kTopkThreads, smem, s>>>(scores, n_cols, n_valid, int(k), cap, n_cache,
-                                                              idx_bits, sel);
+    launch_pdl(topk_radix_kernel, unsigned(n), kTopkThreads, smem, s, scores, n_cols, n_valid, int(k), cap,
+               n_cache, idx_bits, sel);
     DSV4_CUDA_LAUNCH_CHECK("topk_radix_kernel");
     return Status::ok();
 }
@@ -462,8 +466,8 @@ Status moe_route(const float* logits, int64_t n, int64_t E, int64_t k, const int
     // NOTE(cuda): shared memory padded by 4 floats: compute-sanitizer saw 12-byte shared loads from the
     // unrolled rank loop read past s[E − 1] when E = 9 (the values read there are never used).
     const size_t smem = size_t(E + 4) * sizeof(float);
-    moe_route_kernel<<<unsigned(n), kRouteThreads, smem, s>>>(logits, E, k, ids, tid2eid, n_vocab, bias,
-                                                              float(route_scale), out_idx, out_w);
+    launch_pdl(moe_route_kernel, unsigned(n), kRouteThreads, smem, s, logits, E, k, ids, tid2eid, n_vocab,
+               bias, float(route_scale), out_idx, out_w);
     DSV4_CUDA_LAUNCH_CHECK("moe_route_kernel");
     return Status::ok();
 }

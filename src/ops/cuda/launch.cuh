@@ -1,0 +1,43 @@
+// Kernel launches with programmatic dependent launch (PDL, sm_90): a kernel may be scheduled while the
+// previous kernel of its stream runs, so its CTAs are resident and past their launch latency when the
+// predecessor completes. Every kernel of this directory starts with pdl_wait(), which blocks until
+// the preceding grid has completed and its memory is visible — the kernels are ordered exactly as with
+// <<<>>>; only the launch gap overlaps (decode steps are ~120 small kernels, hopper-kernels.md §6).
+// DSV4_CUDA_PDL=1 turns the attribute on (default off until measured on the device); without it
+// pdl_wait() is a no-op.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <utility>
+
+namespace dsv4::cuda {
+
+bool pdl_enabled();  // device.cu: DSV4_CUDA_PDL
+
+// First statement of every kernel launched through launch_pdl: nothing before it may touch global memory.
+// Then lets the next kernel of the stream be scheduled (its CTAs start and block in their own pdl_wait()
+// until this grid has completed), so its launch latency hides behind this kernel's run.
+__device__ __forceinline__ void pdl_wait() {
+    asm volatile("griddepcontrol.wait;\n" ::: "memory");
+    asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
+}
+
+// k<<<grid, block, smem, s>>>(args...) with the PDL attribute; errors are left for DSV4_CUDA_LAUNCH_CHECK
+// (cudaGetLastError), as with <<<>>>.
+template <typename... P, typename... A>
+void launch_pdl(void (*k)(P...), dim3 grid, dim3 block, size_t smem, cudaStream_t s, A&&... args) {
+    cudaLaunchAttribute attr[1];
+    attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attr[0].val.programmaticStreamSerializationAllowed = pdl_enabled() ? 1 : 0;
+    cudaLaunchConfig_t cfg{};
+    cfg.gridDim = grid;
+    cfg.blockDim = block;
+    cfg.dynamicSmemBytes = smem;
+    cfg.stream = s;
+    cfg.attrs = attr;
+    cfg.numAttrs = 1;
+    (void)cudaLaunchKernelEx(&cfg, k, std::forward<A>(args)...);
+}
+
+}  // namespace dsv4::cuda
