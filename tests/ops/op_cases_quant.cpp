@@ -264,7 +264,8 @@ struct Fp8GemmCase : OpCase {
     }
     void init(Rng& rng) override {
         w = random_weight(rng, p.dt, p.N, p.K);
-        for (size_t i = 0; p.spread && i < w.scale.size(); i += 4) w.scale[i] = uint8_t(w.scale[i] - p.spread);
+        for (size_t i = 0; p.spread && i < w.scale.size(); i += 4)
+            w.scale[i] = uint8_t(w.scale[i] - p.spread);
         x.assign(size_t(p.n * ldx()), NAN);
         for (int64_t i = 0; i < p.n; ++i)
             for (int64_t k = 0; k < p.K; ++k) x[size_t(i * ldx() + k)] = rng.uniform(-1.0f, 1.0f);
