@@ -667,14 +667,14 @@ struct CudaForward::Impl {
         DSV4_TRY_ASSIGN(n_chunks, ws.get<int32_t>(1));
         DSV4_TRY_ASSIGN(scratch, ws.get<int32_t>(E + 1));
         // Reference numerics with ≥ kFp8GemmMinTokens tokens: the experts on the FP8 tensor cores (x and h
-        // quantized once, chunks of kFp8GemmGroupRows pairs).
+        // quantized once, chunks of fp8_gemm_group_rows() pairs).
         if (ref && fp8_gemm_on && n >= kFp8GemmMinTokens && cuda::fp8_gemm_weight_ok(L.w1_proto) &&
             cuda::fp8_gemm_weight_ok(L.w2_proto)) {
-            const int64_t mc = cuda::moe_max_chunks(np, E, cuda::kFp8GemmGroupRows);
+            const int64_t mc = cuda::moe_max_chunks(np, E, cuda::fp8_gemm_group_rows());
             int32_t* gchunks;
             DSV4_TRY_ASSIGN(gchunks, ws.get<int32_t>(3 * mc));
             DSV4_TRY(cuda::moe_group(esel, np, E, perm, gchunks, n_chunks, scratch, stream,
-                                     int(cuda::kFp8GemmGroupRows)));
+                                     int(cuda::fp8_gemm_group_rows())));
             uint8_t *xq, *hq;
             float *xs, *hs;
             DSV4_TRY_ASSIGN(xq, ws.get<uint8_t>(n * D));

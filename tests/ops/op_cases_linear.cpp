@@ -200,7 +200,7 @@ DSV4_OP_CASES(LinearGroupedCase, {DType::fp4_e2m1, 1, 6, true, 8, 2048, 4096, 0,
 // ---------------------------------------------------------------- fp8_gemm_grouped_q (routed experts)
 // The same pairs through the FP8 tensor-core GEMM: x rounded to FP8 (1x128) at init, so the CPU reference is
 // cpu::linear on the rounded rows and the device quantizes them back to the same codes; chunks of
-// kFp8GemmGroupRows pairs (a hot expert spans several, the last partial).
+// fp8_gemm_group_rows() pairs (a hot expert spans several, the last partial).
 struct Fp8GemmGroupedCase : LinearGroupedCase {
     std::string op() const override { return "fp8_gemm_grouped"; }
     void init(Rng& rng) override {
@@ -212,7 +212,7 @@ struct Fp8GemmGroupedCase : LinearGroupedCase {
     Status run_cuda(Dev& dev, const Outs& o) override {
         const int64_t rows = x_rows(), K = p.K;
         DevGroups d;
-        DSV4_TRY_ASSIGN(d, group_on_device(dev, int(cuda::kFp8GemmGroupRows)));
+        DSV4_TRY_ASSIGN(d, group_on_device(dev, int(cuda::fp8_gemm_group_rows())));
         auto* xq = static_cast<uint8_t*>(dev.alloc(size_t(rows * K)));
         auto* xs = static_cast<float*>(dev.alloc(size_t(rows * (K / 128)) * 4));
         DSV4_TRY(cuda::fp8_quantize_act(dev.up(pad_rows(x, rows, K, ldx())), rows, ldx(), K, rows, xq, xs,

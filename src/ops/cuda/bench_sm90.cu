@@ -320,7 +320,7 @@ Result<Fp8GemmBench> bench_fp8_gemm(DType dt, int64_t groups, int64_t M, int64_t
         }
         std::vector<int32_t> esel(static_cast<size_t>(rows));
         for (int64_t p = 0; p < rows; ++p) esel[size_t(p)] = int32_t(p / M);
-        max_chunks = moe_max_chunks(rows, groups, kFp8GemmGroupRows);
+        max_chunks = moe_max_chunks(rows, groups, fp8_gemm_group_rows());
         void *de = nullptr, *dp = nullptr, *dc = nullptr, *dn = nullptr, *dsc = nullptr;
         DSV4_TRY(dev_alloc(c, &de, rows * 4));
         DSV4_TRY(dev_alloc(c, &dp, rows * 4));
@@ -331,7 +331,7 @@ Result<Fp8GemmBench> bench_fp8_gemm(DType dt, int64_t groups, int64_t M, int64_t
         perm = static_cast<int32_t*>(dp), chunks = static_cast<int32_t*>(dc),
         n_chunks = static_cast<int32_t*>(dn);
         DSV4_TRY(moe_group(static_cast<int32_t*>(de), rows, groups, perm, chunks, n_chunks,
-                           static_cast<int32_t*>(dsc), nullptr, int(kFp8GemmGroupRows)));
+                           static_cast<int32_t*>(dsc), nullptr, int(fp8_gemm_group_rows())));
     }
     auto run = [&](int64_t set) -> Status {
         if (groups == 1) {

@@ -24,7 +24,6 @@ using fp8g::swz8;
 constexpr int kThreads = 256;  // 8 warps: 2 along the token rows × 4 along the weight rows
 constexpr int kBN = 128;       // weight rows per CTA: 4 warps × 32
 constexpr int kBK = 128;       // K per pipeline stage = one activation scale block
-static_assert(kFp8GemmGroupRows == 64, "grouped calls run 64-row tiles (2 warps × 2 m16 tiles)");
 
 template <DType WT>
 constexpr int b_row_bytes() {

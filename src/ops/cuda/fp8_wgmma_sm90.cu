@@ -19,7 +19,8 @@
 #include "ops/cuda/cuda_check.h"
 #include "ops/cuda/fp8_gemm.cuh"
 
-namespace dsv4::cuda::fp8g {
+namespace dsv4::cuda {
+namespace fp8g {
 
 namespace {
 
@@ -358,19 +359,22 @@ Status launch(const GemmArgs& a, int64_t grid_y, cudaStream_t s) {
 }
 
 // DSV4_FP8_WGMMA: 0 = the mma.sync kernel; 1 (default) = dense 128-token tiles (1 CTA/SM), grouped
-// 64-pair chunks (2 CTAs/SM); 2 = dense 64-token tiles, 2 CTAs/SM; 3 = as 1, grouped at 1 CTA/SM.
+// 64-pair chunks (2 CTAs/SM); 2 = dense 64-token tiles, 2 CTAs/SM; 3 = as 1, grouped at 1 CTA/SM;
+// 4 = as 1 with 128-pair chunks in 128-token tiles (fp8_gemm_group_rows() = 128).
 // (Overlapping block kb's wgmma with the promotion of kb - 1 in one warpgroup was tried: ptxas serializes
 // wgmma whose accumulators are read inside a pipeline stage, C7514.)
 int wgmma_mode() {
-    static const int v = env_choice("DSV4_FP8_WGMMA", 1, 3);
+    static const int v = env_choice("DSV4_FP8_WGMMA", 1, 4);
     return v;
 }
 
 template <DType WT>
 Status launch_dt(const GemmArgs& a, int64_t rows_or_chunks, bool grouped, cudaStream_t s) {
     const int m = wgmma_mode();
-    if (grouped)
+    if (grouped) {
+        if (m == 4) return launch<WT, 128, 1>(a, rows_or_chunks, s);
         return m == 3 ? launch<WT, 64, 1>(a, rows_or_chunks, s) : launch<WT, 64, 2>(a, rows_or_chunks, s);
+    }
     if (m == 2) return launch<WT, 64, 2>(a, (rows_or_chunks + 63) / 64, s);
     return launch<WT, 128, 1>(a, (rows_or_chunks + 127) / 128, s);
 }
@@ -382,10 +386,14 @@ bool fp8_wgmma_enabled() {
 }
 
 Status fp8_wgmma(const GemmArgs& a, int64_t rows_or_chunks, bool grouped, cudaStream_t s) {
-    if (grouped && rows_or_chunks > 0 && kFp8GemmGroupRows > 64)
-        return error("fp8_wgmma: chunks of {} rows exceed the 64-token tile", kFp8GemmGroupRows);
     if (a.w.dtype == DType::fp4_e2m1) return launch_dt<DType::fp4_e2m1>(a, rows_or_chunks, grouped, s);
     return launch_dt<DType::f8_e4m3>(a, rows_or_chunks, grouped, s);
 }
 
-}  // namespace dsv4::cuda::fp8g
+}  // namespace fp8g
+
+int64_t fp8_gemm_group_rows() {
+    return fp8g::wgmma_mode() == 4 ? 128 : 64;
+}
+
+}  // namespace dsv4::cuda

@@ -105,7 +105,7 @@ Status sgemm_f32(const float* A, int64_t lda, const float* B, int64_t ldb, int64
 // n_pairs ≥ 128 (prefill; not under graph capture): the chunk table is read back to the host (one
 // cudaStreamSynchronize); experts with ≥ 16 pairs gather their x rows into the activation scratch, run one
 // SGEMM against their dequantized weight and scatter the rows back; the others keep the GEMV kernel.
-// rows_per_chunk: the chunk size (8 for linear_grouped, kFp8GemmGroupRows for fp8_gemm_grouped_q).
+// rows_per_chunk: the chunk size (8 for linear_grouped, fp8_gemm_group_rows() for fp8_gemm_grouped_q).
 int64_t moe_max_chunks(int64_t n_pairs, int64_t E, int64_t rows_per_chunk = 8);
 Status moe_group(const int32_t* esel, int64_t n_pairs, int64_t E, int32_t* perm, int32_t* chunks,
                  int32_t* n_chunks, int32_t* scratch, cudaStream_t s, int rows_per_chunk = 8);
@@ -307,9 +307,10 @@ Status fp8_gemm(const float* x, int64_t n, int64_t ldx, const WeightRef& w, floa
 Status fp8_gemm_q(const uint8_t* xq, const float* xs, int64_t lds, int64_t n, const WeightRef& w, float* y,
                   int64_t ldy, cudaStream_t s);
 // Routed experts: y[p] = act_quant(x)[p / x_div] · table[e]ᵀ for every pair p of every chunk, the chunk
-// table from moe_group with rows_per_chunk = kFp8GemmGroupRows (chunks past *n_chunks exit at once, so
+// table from moe_group with rows_per_chunk = fp8_gemm_group_rows() (chunks past *n_chunks exit at once, so
 // max_chunks only bounds the launch; no host sync). xq/xs/lds as fp8_gemm_q, over the x rows.
-constexpr int64_t kFp8GemmGroupRows = 64;
+// Pairs per chunk: 64, or 128 under DSV4_FP8_WGMMA=4 (the wgmma kernel's 128-token grouped tiles).
+int64_t fp8_gemm_group_rows();
 Status fp8_gemm_grouped_q(const uint8_t* xq, const float* xs, int64_t lds, int64_t x_div,
                           const DevWeight* table, const WeightRef& proto, const int32_t* perm,
                           const int32_t* chunks, const int32_t* n_chunks, int64_t max_chunks, float* y,
