@@ -117,8 +117,9 @@ public:
 using CaseFactory = std::function<std::unique_ptr<OpCase>()>;
 std::vector<CaseFactory>& case_registry();
 
+// One parameter list (possibly shared by several case types: one shape list, several kernels).
 template <typename T>
-bool register_cases(std::initializer_list<typename T::P> params) {
+bool register_cases(const std::vector<typename T::P>& params) {
     for (const auto& p : params)
         case_registry().push_back([p] {
             auto c = std::make_unique<T>();
@@ -127,12 +128,18 @@ bool register_cases(std::initializer_list<typename T::P> params) {
         });
     return true;
 }
+template <typename T>
+bool register_cases(std::initializer_list<typename T::P> params) {
+    return register_cases<T>(std::vector<typename T::P>(params));
+}
 
 #define DSV4_OPS_CAT2(a, b) a##b
 #define DSV4_OPS_CAT(a, b) DSV4_OPS_CAT2(a, b)
 #define DSV4_OP_CASES(T, ...)                                  \
     static const bool DSV4_OPS_CAT(dsv4_op_cases_, __LINE__) = \
         ::dsv4::testops::register_cases<T>({__VA_ARGS__})
+#define DSV4_OP_CASES_V(T, vec) \
+    static const bool DSV4_OPS_CAT(dsv4_op_cases_, __LINE__) = ::dsv4::testops::register_cases<T>(vec)
 
 // Result of comparing one output: empty message = pass.
 struct Compare {

@@ -25,7 +25,7 @@ int env_choice(const char* name, int fallback, int max) {
 }
 
 bool pdl_enabled() {
-    static const bool on = env_choice("DSV4_CUDA_PDL", 0, 1) == 1;
+    static const bool on = env_choice("DSV4_CUDA_PDL", 1, 1) == 1;
     return on;
 }
 }  // namespace dsv4::cuda

@@ -14,6 +14,8 @@
 // fp32 sum with the activation scale of its token and the weight scale.
 #include <cuda_fp8.h>
 
+#include <atomic>
+
 #include "ops/cuda/common.cuh"
 #include "ops/cuda/launch.cuh"
 #include "ops/cuda/cuda_check.h"
@@ -211,7 +213,7 @@ __device__ __forceinline__ void load_stage(uint8_t* st, int kb, const GemmArgs& 
 }
 
 // grid (ceil(N / 128), token tiles | chunk slots), kThreads, Layout::kTotal bytes of shared memory.
-template <DType WT, int NT, int kMinBlocks>
+template <DType WT, int NT, int kMinBlocks, bool kFine>
 __global__ void __launch_bounds__(kThreads, kMinBlocks) fp8_wgmma_kernel(const __grid_constant__ GemmArgs a) {
     pdl_wait();
     using L = Layout<WT, NT>;
@@ -258,6 +260,19 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) fp8_wgmma_kernel(const _
 #pragma unroll
     for (int i = 0; i < ND; ++i) acc[i] = 0.0f;
 
+    // acc += blk · activation scale of the column · weight scale of the row (blk's group has completed).
+    auto promote = [&](int kb, const float2 ws) {
+        fence_regs(blk);
+        const auto* sx = reinterpret_cast<const float*>(smem + (kb % kStages) * L::kStage + L::kB + L::kA);
+#pragma unroll
+        for (int j = 0; j < NT / 8; ++j) {
+            const float2 x = *reinterpret_cast<const float2*>(sx + 8 * j + 2 * q);
+            acc[4 * j + 0] = fmaf(blk[4 * j + 0], x.x * ws.x, acc[4 * j + 0]);
+            acc[4 * j + 1] = fmaf(blk[4 * j + 1], x.y * ws.x, acc[4 * j + 1]);
+            acc[4 * j + 2] = fmaf(blk[4 * j + 2], x.x * ws.y, acc[4 * j + 2]);
+            acc[4 * j + 3] = fmaf(blk[4 * j + 3], x.y * ws.y, acc[4 * j + 3]);
+        }
+    };
     // K block kb of stage kb % kStages into blk (4 wgmma k32, one commit group); FP4: A registers in af.
     // Returns the weight scales of rows r0, r0 + 8.
     auto issue = [&](int kb) {
@@ -287,6 +302,17 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) fp8_wgmma_kernel(const _
                 const uint2 x0 = fp4x8_lookup(u0, t0), x1 = fp4x8_lookup(u1, t1);
                 af[s][0] = x0.x, af[s][1] = x1.x, af[s][2] = x0.y, af[s][3] = x1.y;
             }
+            if constexpr (kFine) {
+#pragma unroll
+                for (int s = 0; s < 4; ++s) {
+                    wgmma_fence();
+                    wgmma_rs<NT>(blk, af[s], db + 2 * s, 0);
+                    wgmma_commit();
+                    wgmma_wait<0>();
+                    promote(kb, ws);
+                }
+                return ws;
+            }
             wgmma_fence();
 #pragma unroll
             for (int s = 0; s < 4; ++s) wgmma_rs<NT>(blk, af[s], db + 2 * s, s);
@@ -295,25 +321,23 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) fp8_wgmma_kernel(const _
             const float sc = e8m0_to_f32_dev(
                 __ldg(w.scale + ((w.scale_row0 + n0 + wg * 64) / w.block_rows) * w.scale_cols + kb));
             ws = make_float2(sc, sc);
+            if constexpr (kFine) {
+#pragma unroll
+                for (int s = 0; s < 4; ++s) {
+                    wgmma_fence();
+                    wgmma_ss<NT>(blk, da + 2 * s, db + 2 * s, 0);
+                    wgmma_commit();
+                    wgmma_wait<0>();
+                    promote(kb, ws);
+                }
+                return ws;
+            }
             wgmma_fence();
 #pragma unroll
             for (int s = 0; s < 4; ++s) wgmma_ss<NT>(blk, da + 2 * s, db + 2 * s, s);
         }
         wgmma_commit();
         return ws;
-    };
-    // acc += blk · activation scale of the column · weight scale of the row (blk's group has completed).
-    auto promote = [&](int kb, const float2 ws) {
-        fence_regs(blk);
-        const auto* sx = reinterpret_cast<const float*>(smem + (kb % kStages) * L::kStage + L::kB + L::kA);
-#pragma unroll
-        for (int j = 0; j < NT / 8; ++j) {
-            const float2 x = *reinterpret_cast<const float2*>(sx + 8 * j + 2 * q);
-            acc[4 * j + 0] = fmaf(blk[4 * j + 0], x.x * ws.x, acc[4 * j + 0]);
-            acc[4 * j + 1] = fmaf(blk[4 * j + 1], x.y * ws.x, acc[4 * j + 1]);
-            acc[4 * j + 2] = fmaf(blk[4 * j + 2], x.x * ws.y, acc[4 * j + 2]);
-            acc[4 * j + 3] = fmaf(blk[4 * j + 3], x.y * ws.y, acc[4 * j + 3]);
-        }
     };
 #pragma unroll
     for (int st = 0; st < kStages - 1; ++st) {
@@ -329,8 +353,10 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) fp8_wgmma_kernel(const _
                                s_xrow, n0, tid);
         cp_async_commit();
         const float2 ws = issue(kb);
-        wgmma_wait<0>();
-        promote(kb, ws);
+        if constexpr (!kFine) {
+            wgmma_wait<0>();
+            promote(kb, ws);
+        }
     }
     cp_async_wait<0>();
 #pragma unroll
@@ -348,34 +374,41 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) fp8_wgmma_kernel(const _
         }
 }
 
-template <DType WT, int NT, int MINB>
+template <DType WT, int NT, int MINB, bool FINE = false>
 Status launch(const GemmArgs& a, int64_t grid_y, cudaStream_t s) {
     constexpr int bytes = Layout<WT, NT>::kTotal;
-    auto* k = fp8_wgmma_kernel<WT, NT, MINB>;
+    auto* k = fp8_wgmma_kernel<WT, NT, MINB, FINE>;
     DSV4_CUDA_CHECK(cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
     launch_pdl(k, dim3(ceil_div_u(a.w.n_rows, kWRows), unsigned(grid_y)), kThreads, bytes, s, a);
     DSV4_CUDA_LAUNCH_CHECK("fp8_wgmma_kernel");
     return Status::ok();
 }
 
-// DSV4_FP8_WGMMA: 0 = the mma.sync kernel; 1 (default) = dense 128-token tiles (1 CTA/SM), grouped
-// 64-pair chunks (2 CTAs/SM); 2 = dense 64-token tiles, 2 CTAs/SM; 3 = as 1, grouped at 1 CTA/SM;
-// 4 = as 1 with 128-pair chunks in 128-token tiles (fp8_gemm_group_rows() = 128).
+// DSV4_FP8_WGMMA: 0 (default) = the mma.sync kernel (fp32-exact accumulation); 1 = dense 128-token tiles,
+// grouped 128-pair chunks in 128-token tiles, 1 CTA/SM (fastest on H200, bench/NOTES.md); 2 = dense
+// 64-token tiles, 2 CTAs/SM; 3 = grouped 64-pair chunks, 2 CTAs/SM; 4 = grouped 64-pair chunks, 1 CTA/SM;
+// 5 = as 1 with every k32 wgmma promoted on its own (more accurate, slower).
 // (Overlapping block kb's wgmma with the promotion of kb - 1 in one warpgroup was tried: ptxas serializes
 // wgmma whose accumulators are read inside a pipeline stage, C7514.)
+std::atomic<int> g_mode_override{-1};
+
 int wgmma_mode() {
-    static const int v = env_choice("DSV4_FP8_WGMMA", 1, 4);
-    return v;
+    static const int env = env_choice("DSV4_FP8_WGMMA", 0, 5);
+    const int o = g_mode_override.load(std::memory_order_relaxed);
+    return o >= 0 ? o : env;
 }
 
 template <DType WT>
 Status launch_dt(const GemmArgs& a, int64_t rows_or_chunks, bool grouped, cudaStream_t s) {
     const int m = wgmma_mode();
     if (grouped) {
-        if (m == 4) return launch<WT, 128, 1>(a, rows_or_chunks, s);
-        return m == 3 ? launch<WT, 64, 1>(a, rows_or_chunks, s) : launch<WT, 64, 2>(a, rows_or_chunks, s);
+        if (m == 3) return launch<WT, 64, 2>(a, rows_or_chunks, s);
+        if (m == 4) return launch<WT, 64, 1>(a, rows_or_chunks, s);
+        if (m == 5) return launch<WT, 128, 1, true>(a, rows_or_chunks, s);
+        return launch<WT, 128, 1>(a, rows_or_chunks, s);
     }
     if (m == 2) return launch<WT, 64, 2>(a, (rows_or_chunks + 63) / 64, s);
+    if (m == 5) return launch<WT, 128, 1, true>(a, (rows_or_chunks + 127) / 128, s);
     return launch<WT, 128, 1>(a, (rows_or_chunks + 127) / 128, s);
 }
 
@@ -392,8 +425,13 @@ Status fp8_wgmma(const GemmArgs& a, int64_t rows_or_chunks, bool grouped, cudaSt
 
 }  // namespace fp8g
 
+void fp8_gemm_set_kernel(int mode) {
+    fp8g::g_mode_override.store(mode >= 0 && mode <= 5 ? mode : -1, std::memory_order_relaxed);
+}
+
 int64_t fp8_gemm_group_rows() {
-    return fp8g::wgmma_mode() == 4 ? 128 : 64;
+    const int m = fp8g::wgmma_mode();
+    return m == 1 || m == 2 || m == 5 ? 128 : 64;
 }
 
 }  // namespace dsv4::cuda

@@ -309,8 +309,11 @@ Status fp8_gemm_q(const uint8_t* xq, const float* xs, int64_t lds, int64_t n, co
 // Routed experts: y[p] = act_quant(x)[p / x_div] · table[e]ᵀ for every pair p of every chunk, the chunk
 // table from moe_group with rows_per_chunk = fp8_gemm_group_rows() (chunks past *n_chunks exit at once, so
 // max_chunks only bounds the launch; no host sync). xq/xs/lds as fp8_gemm_q, over the x rows.
-// Pairs per chunk: 64, or 128 under DSV4_FP8_WGMMA=4 (the wgmma kernel's 128-token grouped tiles).
+// Pairs per chunk: 128 under DSV4_FP8_WGMMA=1, 2, 5 (the wgmma kernel's 128-token grouped tiles), else 64.
 int64_t fp8_gemm_group_rows();
+// The FP8 GEMM kernel choice (DSV4_FP8_WGMMA, docs/env.md) overridden for this process: 0-5, or -1 back
+// to the environment's. For tests that run both kernels.
+void fp8_gemm_set_kernel(int mode);
 Status fp8_gemm_grouped_q(const uint8_t* xq, const float* xs, int64_t lds, int64_t x_div,
                           const DevWeight* table, const WeightRef& proto, const int32_t* perm,
                           const int32_t* chunks, const int32_t* n_chunks, int64_t max_chunks, float* y,
