@@ -232,23 +232,11 @@ const std::vector<Fp8GemmGroupedCase::P> kFp8GroupedShapes{
 };
 DSV4_OP_CASES_V(Fp8GemmGroupedCase, kFp8GroupedShapes);
 
-// The wgmma kernel (DSV4_FP8_WGMMA=Mode; 1: 128-pair chunks, 3: 64-pair chunks at 2 CTAs/SM); 5e-4 as
-// Fp8WgmmaCase (wgmma's FP8 accumulation).
-template <int Mode>
-struct Fp8WgmmaGroupedCase : Fp8GemmGroupedCase {
-    std::string op() const override { return fmt::format("fp8_gemm_grouped_wgmma{}", Mode); }
-    double max_err() const override { return 5e-4; }
-#if DSV4_HAVE_CUDA
-    Status run_cuda(Dev& dev, const Outs& o) override {
-        cuda::fp8_gemm_set_kernel(Mode);  // before the chunk table: fp8_gemm_group_rows() depends on it
-        Status st = Fp8GemmGroupedCase::run_cuda(dev, o);
-        cuda::fp8_gemm_set_kernel(-1);
-        return st;
-    }
-#endif
-};
-DSV4_OP_CASES_V(Fp8WgmmaGroupedCase<1>, kFp8GroupedShapes);
-DSV4_OP_CASES_V(Fp8WgmmaGroupedCase<3>, kFp8GroupedShapes);
+// The wgmma kernel on the same shapes (op_harness.h OnFp8Kernel).
+using Fp8GemmGroupedWgmma1 = OnFp8Kernel<Fp8GemmGroupedCase, 1>;
+using Fp8GemmGroupedWgmma3 = OnFp8Kernel<Fp8GemmGroupedCase, 3>;
+DSV4_OP_CASES_V(Fp8GemmGroupedWgmma1, kFp8GroupedShapes);
+DSV4_OP_CASES_V(Fp8GemmGroupedWgmma3, kFp8GroupedShapes);
 
 // ------------------------------------------------------------------------------------- linear_multi
 // Segments of several formats and shapes over the same token rows, outputs interleaved in one buffer

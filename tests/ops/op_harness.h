@@ -141,6 +141,24 @@ bool register_cases(std::initializer_list<typename T::P> params) {
 #define DSV4_OP_CASES_V(T, vec) \
     static const bool DSV4_OPS_CAT(dsv4_op_cases_, __LINE__) = ::dsv4::testops::register_cases<T>(vec)
 
+// Base's cases on the FP8 GEMM kernel `Mode` (cuda::fp8_gemm_set_kernel, DSV4_FP8_WGMMA's modes) instead
+// of the default one; op name Base's + "_wgmma<Mode>". The wgmma kernel's FP8 accumulation keeps ~13
+// mantissa bits inside a 128-K block (2.4e-4 = 2^-12 measured on H200, docs/kernels/fp8_gemm.md), so 5e-4;
+// layout or scale bugs give errors of order 1.
+template <class Base, int Mode>
+struct OnFp8Kernel : Base {
+    std::string op() const override { return Base::op() + "_wgmma" + std::to_string(Mode); }
+    double max_err() const override { return 5e-4; }
+#if DSV4_HAVE_CUDA
+    Status run_cuda(Dev& dev, const Outs& o) override {
+        cuda::fp8_gemm_set_kernel(Mode);  // before the case builds its chunk table (fp8_gemm_group_rows)
+        Status st = Base::run_cuda(dev, o);
+        cuda::fp8_gemm_set_kernel(-1);
+        return st;
+    }
+#endif
+};
+
 // Result of comparing one output: empty message = pass.
 struct Compare {
     bool ok = true;

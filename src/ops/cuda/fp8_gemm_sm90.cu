@@ -20,10 +20,11 @@ namespace {
 using fp8g::GemmArgs;
 using fp8g::swz4;
 using fp8g::swz8;
+using fp8g::tile_rows;
 
-constexpr int kThreads = 256;  // 8 warps: 2 along the token rows × 4 along the weight rows
-constexpr int kBN = 128;       // weight rows per CTA: 4 warps × 32
-constexpr int kBK = 128;       // K per pipeline stage = one activation scale block
+constexpr int kThreads = 256;           // 8 warps: 2 along the token rows × 4 along the weight rows
+constexpr int kBN = fp8g::kStageWRows;  // weight rows per CTA: 4 warps × 32
+constexpr int kBK = 128;                // K per pipeline stage = one activation scale block
 
 template <DType WT>
 constexpr int b_row_bytes() {
@@ -68,34 +69,15 @@ __device__ __forceinline__ float fp4_sub_scale(uint32_t packed, int s) {
     return __uint_as_float((((packed >> (8 * s)) & 0xffu) + 6u) << 23);
 }
 
-// cp.async of stage `stage` = K block kb: token codes, weight codes, activation scales (and FP4 sub-scales).
+// cp.async of stage `stage` = K block kb (layout Smem: token codes, weight codes, scales).
 template <DType WT, int BM, int S>
 __device__ __forceinline__ void load_stage(uint8_t* smem, int stage, int kb, const GemmArgs& a,
                                            const DevWeight& w, const int32_t* s_xrow, int64_t n0, int tid) {
-    constexpr int RB = b_row_bytes<WT>(), CPR = RB / 16;
-    constexpr bool kFp4 = WT == DType::fp4_e2m1;
     using L = Smem<WT, BM, S>;
-    const int64_t N = w.n_rows, K = a.K;
     uint8_t* sa = smem + stage * L::kStage;
     uint8_t* sb = sa + L::kA;
-    auto* sx = reinterpret_cast<float*>(sb + L::kB);
-    uint8_t* sw = sb + L::kB + L::kSx;
-    for (int id = tid; id < BM * 8; id += kThreads) {
-        const int r = id >> 3, c = id & 7;
-        cp_async16(sa + r * 128 + (swz8(r, c) << 4), a.xq + int64_t(s_xrow[r]) * K + kb * kBK + c * 16);
-    }
-    for (int id = tid; id < kBN * CPR; id += kThreads) {
-        const int r = id / CPR, c = id % CPR;
-        const int64_t row = n0 + r < N ? n0 + r : N - 1;  // rows past N: loaded, never stored
-        cp_async16(sb + r * RB + ((kFp4 ? swz4(r, c) : swz8(r, c)) << 4),
-                   w.data + row * (K / kBK) * RB + kb * RB + c * 16);
-    }
-    for (int r = tid; r < BM; r += kThreads) cp_async4(sx + r, a.xs + int64_t(kb) * a.lds + s_xrow[r]);
-    if (kFp4)
-        for (int r = tid; r < kBN; r += kThreads) {
-            const int64_t row = n0 + r < N ? n0 + r : N - 1;
-            cp_async4(sw + r * 4, w.scale + (w.scale_row0 + row) * w.scale_cols + kb * 4);
-        }
+    const fp8g::StageParts d{sa, sb, reinterpret_cast<float*>(sb + L::kB), sb + L::kB + L::kSx};
+    fp8g::load_stage_parts<WT, BM, kThreads>(d, kb, a, w, s_xrow, n0, tid);
 }
 
 // grid (ceil(N / 128), token tiles | chunk slots), kThreads. Dense: CTA y takes token rows y·BM ...;
@@ -114,23 +96,8 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) fp8_mma_kernel(const __g
     int32_t* s_yrow = s_xrow + BM;
     const int tid = int(threadIdx.x);
     DevWeight w = a.w;
-    int valid;
-    if (a.chunks) {
-        const int c = int(blockIdx.y);
-        if (c >= *a.n_chunks) return;  // block-uniform
-        const int32_t* ch = a.chunks + 3 * c;
-        w = a.table[ch[0]];
-        valid = ch[2];
-        for (int r = tid; r < BM; r += kThreads) {
-            const int32_t p = a.perm[ch[1] + min(r, valid - 1)];
-            s_xrow[r] = int32_t(p / a.x_div);
-            s_yrow[r] = p;
-        }
-    } else {
-        const int64_t m0 = int64_t(blockIdx.y) * BM;
-        valid = int(a.n - m0 < BM ? a.n - m0 : BM);
-        for (int r = tid; r < BM; r += kThreads) s_xrow[r] = s_yrow[r] = int32_t(m0 + min(r, valid - 1));
-    }
+    const int valid = tile_rows(a, BM, w, s_xrow, s_yrow);
+    if (valid == 0) return;  // a chunk slot past *n_chunks
     __syncthreads();
     const int64_t N = w.n_rows, K = a.K, n0 = int64_t(blockIdx.x) * kBN;
     const int nk = int(K / kBK);

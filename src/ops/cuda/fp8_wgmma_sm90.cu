@@ -26,9 +26,9 @@ namespace fp8g {
 
 namespace {
 
-constexpr int kThreads = 256;  // 2 warpgroups
-constexpr int kWRows = 128;    // weight rows per CTA: 64 per warpgroup
-constexpr int kBK = 128;       // K per stage = one activation scale block
+constexpr int kThreads = 256;        // 2 warpgroups
+constexpr int kWRows = kStageWRows;  // weight rows per CTA: 64 per warpgroup
+constexpr int kBK = 128;             // K per stage = one activation scale block
 constexpr int kStages = 4;
 constexpr int kTabEntries = 16;  // v = 0 .. 15 (15: everything that far below rounds as 15)
 
@@ -184,32 +184,14 @@ __device__ __forceinline__ float fp4_block_scale(uint32_t e) {
     return e > 6 ? __uint_as_float((e - 6) << 23) : ldexpf(1.0f, int(e) - 133);  // e = 0: 2^-127 too
 }
 
+// cp.async of K block kb into stage st (layout Layout: token codes first, then weight codes, scales).
 template <DType WT, int NT>
 __device__ __forceinline__ void load_stage(uint8_t* st, int kb, const GemmArgs& a, const DevWeight& w,
                                            const int32_t* s_xrow, int64_t n0, int tid) {
     using L = Layout<WT, NT>;
-    constexpr int CPR = L::kRB / 16;
-    const int64_t N = w.n_rows, K = a.K;
-    uint8_t* sb = st;
-    uint8_t* sa = st + L::kB;
-    auto* sx = reinterpret_cast<float*>(sa + L::kA);
-    uint8_t* sw = sa + L::kA + L::kSx;
-    for (int id = tid; id < NT * 8; id += kThreads) {
-        const int r = id >> 3, c = id & 7;
-        cp_async16(sb + r * 128 + (swz8(r, c) << 4), a.xq + int64_t(s_xrow[r]) * K + kb * kBK + c * 16);
-    }
-    for (int id = tid; id < kWRows * CPR; id += kThreads) {
-        const int r = id / CPR, c = id % CPR;
-        const int64_t row = n0 + r < N ? n0 + r : N - 1;  // rows past N: loaded, never stored
-        cp_async16(sa + r * L::kRB + ((L::kFp4 ? swz4(r, c) : swz8(r, c)) << 4),
-                   w.data + row * (K / kBK) * L::kRB + kb * L::kRB + c * 16);
-    }
-    for (int r = tid; r < NT; r += kThreads) cp_async4(sx + r, a.xs + int64_t(kb) * a.lds + s_xrow[r]);
-    if constexpr (L::kFp4)
-        for (int r = tid; r < kWRows; r += kThreads) {
-            const int64_t row = n0 + r < N ? n0 + r : N - 1;
-            cp_async4(sw + r * 4, w.scale + (w.scale_row0 + row) * w.scale_cols + kb * 4);
-        }
+    const StageParts d{st, st + L::kB, reinterpret_cast<float*>(st + L::kB + L::kA),
+                       st + L::kB + L::kA + L::kSx};
+    load_stage_parts<WT, NT, kThreads>(d, kb, a, w, s_xrow, n0, tid);
 }
 
 // grid (ceil(N / 128), token tiles | chunk slots), kThreads, Layout::kTotal bytes of shared memory.
@@ -226,23 +208,8 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) fp8_wgmma_kernel(const _
     auto* s_tab = reinterpret_cast<uint2*>(s_yrow + NT);
     const int tid = int(threadIdx.x);
     DevWeight w = a.w;
-    int valid;
-    if (a.chunks) {
-        const int c = int(blockIdx.y);
-        if (c >= *a.n_chunks) return;  // block-uniform
-        const int32_t* ch = a.chunks + 3 * c;
-        w = a.table[ch[0]];
-        valid = ch[2];
-        for (int r = tid; r < NT; r += kThreads) {
-            const int32_t p = a.perm[ch[1] + min(r, valid - 1)];
-            s_xrow[r] = int32_t(p / a.x_div);
-            s_yrow[r] = p;
-        }
-    } else {
-        const int64_t m0 = int64_t(blockIdx.y) * NT;
-        valid = int(a.n - m0 < NT ? a.n - m0 : NT);
-        for (int r = tid; r < NT; r += kThreads) s_xrow[r] = s_yrow[r] = int32_t(m0 + min(r, valid - 1));
-    }
+    const int valid = tile_rows(a, NT, w, s_xrow, s_yrow);
+    if (valid == 0) return;  // a chunk slot past *n_chunks
     if constexpr (L::kFp4)
         if (tid < kTabEntries * 8) {  // byte c of table v: e4m3 of |e2m1 code c| · 2^(6 − v)
             const int v = tid >> 3, c = tid & 7;
