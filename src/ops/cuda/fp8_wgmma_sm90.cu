@@ -85,74 +85,62 @@ __device__ __forceinline__ void fence_regs(float (&d)[N]) {
 // d (+)= A·Bᵀ over one k32 step, A 64×32 e4m3 from registers (rs) or shared memory (ss), B N×32 e4m3 from
 // shared memory; accumulate = 0 overwrites d. Fragments: d[4j + 2i + h] = (row 16·warp + g + 8i, column
 // 8j + 2q + h); a[2c + i] = row 16·warp + g + 8i, k 16c + 4q .. +3 (g = lane / 4, q = lane % 4).
+// Operands of the wgmma wrappers below: the register names %0..%31 / %0..%63 of the accumulators, and the
+// accumulators d[i .. i+7].
+#define DSV4_WG_R32                                                                                        \
+    "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, " \
+    "%22, %23, %24, %25, %26, %27, %28, %29, %30, %31"
+#define DSV4_WG_R64                                                                               \
+    DSV4_WG_R32                                                                                   \
+        ", %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, " \
+        "%49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63"
+#define DSV4_WG_D8(i)                                                                           \
+    "+f"(d[i]), "+f"(d[i + 1]), "+f"(d[i + 2]), "+f"(d[i + 3]), "+f"(d[i + 4]), "+f"(d[i + 5]), \
+        "+f"(d[i + 6]), "+f"(d[i + 7])
 __device__ __forceinline__ void wgmma_rs_n64(float (&d)[32], const uint32_t (&a)[4], uint64_t db,
                                              int accumulate) {
     asm volatile(
         "{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"
-        "wgmma.mma_async.sync.aligned.m64n64k32.f32.e4m3.e4m3 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, "
-        "%11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, "
-        "%31}, "
+        "wgmma.mma_async.sync.aligned.m64n64k32.f32.e4m3.e4m3 {" DSV4_WG_R32
+        "}, "
         "{%32, %33, %34, %35}, %36, p, 1, 1;\n}\n"
-        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
-          "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]),
-          "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]),
-          "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]),
-          "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
+        : DSV4_WG_D8(0), DSV4_WG_D8(8), DSV4_WG_D8(16), DSV4_WG_D8(24)
         : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "r"(accumulate));
 }
 __device__ __forceinline__ void wgmma_ss_n64(float (&d)[32], uint64_t da, uint64_t db, int accumulate) {
     asm volatile(
         "{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"
-        "wgmma.mma_async.sync.aligned.m64n64k32.f32.e4m3.e4m3 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, "
-        "%11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, "
-        "%31}, "
+        "wgmma.mma_async.sync.aligned.m64n64k32.f32.e4m3.e4m3 {" DSV4_WG_R32
+        "}, "
         "%32, %33, p, 1, 1;\n}\n"
-        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
-          "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]),
-          "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]),
-          "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]),
-          "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
+        : DSV4_WG_D8(0), DSV4_WG_D8(8), DSV4_WG_D8(16), DSV4_WG_D8(24)
         : "l"(da), "l"(db), "r"(accumulate));
 }
 __device__ __forceinline__ void wgmma_rs_n128(float (&d)[64], const uint32_t (&a)[4], uint64_t db,
                                               int accumulate) {
     asm volatile(
         "{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"
-        "wgmma.mma_async.sync.aligned.m64n128k32.f32.e4m3.e4m3 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, "
-        "%11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, "
-        "%31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, "
-        "%51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, "
+        "wgmma.mma_async.sync.aligned.m64n128k32.f32.e4m3.e4m3 {" DSV4_WG_R64
+        "}, "
         "{%64, %65, %66, %67}, %68, p, 1, 1;\n}\n"
-        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
-          "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]),
-          "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]),
-          "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]),
-          "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]),
-          "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]), "+f"(d[42]),
-          "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]), "+f"(d[49]),
-          "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), "+f"(d[56]),
-          "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
+        : DSV4_WG_D8(0), DSV4_WG_D8(8), DSV4_WG_D8(16), DSV4_WG_D8(24), DSV4_WG_D8(32), DSV4_WG_D8(40),
+          DSV4_WG_D8(48), DSV4_WG_D8(56)
         : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "r"(accumulate));
 }
 __device__ __forceinline__ void wgmma_ss_n128(float (&d)[64], uint64_t da, uint64_t db, int accumulate) {
     asm volatile(
         "{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"
-        "wgmma.mma_async.sync.aligned.m64n128k32.f32.e4m3.e4m3 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, "
-        "%11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, "
-        "%31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, "
-        "%51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, "
+        "wgmma.mma_async.sync.aligned.m64n128k32.f32.e4m3.e4m3 {" DSV4_WG_R64
+        "}, "
         "%64, %65, p, 1, 1;\n}\n"
-        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
-          "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]),
-          "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]),
-          "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]),
-          "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]),
-          "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]), "+f"(d[42]),
-          "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]), "+f"(d[49]),
-          "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), "+f"(d[56]),
-          "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
+        : DSV4_WG_D8(0), DSV4_WG_D8(8), DSV4_WG_D8(16), DSV4_WG_D8(24), DSV4_WG_D8(32), DSV4_WG_D8(40),
+          DSV4_WG_D8(48), DSV4_WG_D8(56)
         : "l"(da), "l"(db), "r"(accumulate));
 }
+
+#undef DSV4_WG_D8
+#undef DSV4_WG_R32
+#undef DSV4_WG_R64
 
 template <int NT>
 __device__ __forceinline__ void wgmma_rs(float (&d)[NT / 2], const uint32_t (&a)[4], uint64_t db, int acc) {
@@ -240,16 +228,17 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) fp8_wgmma_kernel(const _
             acc[4 * j + 3] = fmaf(blk[4 * j + 3], x.y * ws.y, acc[4 * j + 3]);
         }
     };
-    // K block kb of stage kb % kStages into blk (4 wgmma k32, one commit group); FP4: A registers in af.
-    // Returns the weight scales of rows r0, r0 + 8.
+    // K block kb of stage kb % kStages into blk (4 wgmma k32); FP4: A registers in af. Returns the weight
+    // scales of rows r0, r0 + 8.
     auto issue = [&](int kb) {
         float2 ws;
         const uint8_t* sb = smem + (kb % kStages) * L::kStage;
         const uint8_t* sa = sb + L::kB;
         const uint8_t* sw = sa + L::kA + L::kSx;
         const uint64_t db = sw128_desc(sb);
+        const uint64_t da = sw128_desc(sa + wg * 64 * kBK);  // FP8 weights
+        uint32_t af[4][4];                                   // FP4 weights, expanded
         if constexpr (L::kFp4) {
-            uint32_t af[4][4];
             const uint32_t e0 = *reinterpret_cast<const uint32_t*>(sw + r0 * 4);
             const uint32_t e1 = *reinterpret_cast<const uint32_t*>(sw + (r0 + 8) * 4);
             const uint32_t m0 = __vmaxu4(e0, e0 >> 16), m1 = __vmaxu4(e1, e1 >> 16);
@@ -269,41 +258,33 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) fp8_wgmma_kernel(const _
                 const uint2 x0 = fp4x8_lookup(u0, t0), x1 = fp4x8_lookup(u1, t1);
                 af[s][0] = x0.x, af[s][1] = x1.x, af[s][2] = x0.y, af[s][3] = x1.y;
             }
-            if constexpr (kFine) {
-#pragma unroll
-                for (int s = 0; s < 4; ++s) {
-                    wgmma_fence();
-                    wgmma_rs<NT>(blk, af[s], db + 2 * s, 0);
-                    wgmma_commit();
-                    wgmma_wait<0>();
-                    promote(kb, ws);
-                }
-                return ws;
-            }
-            wgmma_fence();
-#pragma unroll
-            for (int s = 0; s < 4; ++s) wgmma_rs<NT>(blk, af[s], db + 2 * s, s);
         } else {
-            const uint64_t da = sw128_desc(sa + wg * 64 * kBK);
             const float sc = e8m0_to_f32_dev(
                 __ldg(w.scale + ((w.scale_row0 + n0 + wg * 64) / w.block_rows) * w.scale_cols + kb));
             ws = make_float2(sc, sc);
-            if constexpr (kFine) {
+        }
+        // k32 step s into blk (accumulate = 0: overwrite)
+        auto mma = [&](int s, int accumulate) {
+            if constexpr (L::kFp4)
+                wgmma_rs<NT>(blk, af[s], db + 2 * s, accumulate);
+            else
+                wgmma_ss<NT>(blk, da + 2 * s, db + 2 * s, accumulate);
+        };
+        if constexpr (kFine) {  // each step on its own, promoted at once
 #pragma unroll
-                for (int s = 0; s < 4; ++s) {
-                    wgmma_fence();
-                    wgmma_ss<NT>(blk, da + 2 * s, db + 2 * s, 0);
-                    wgmma_commit();
-                    wgmma_wait<0>();
-                    promote(kb, ws);
-                }
-                return ws;
+            for (int s = 0; s < 4; ++s) {
+                wgmma_fence();
+                mma(s, 0);
+                wgmma_commit();
+                wgmma_wait<0>();
+                promote(kb, ws);
             }
+        } else {  // the block's 4 steps in one group; the caller waits and promotes
             wgmma_fence();
 #pragma unroll
-            for (int s = 0; s < 4; ++s) wgmma_ss<NT>(blk, da + 2 * s, db + 2 * s, s);
+            for (int s = 0; s < 4; ++s) mma(s, s);
+            wgmma_commit();
         }
-        wgmma_commit();
         return ws;
     };
 #pragma unroll
@@ -357,10 +338,11 @@ Status launch(const GemmArgs& a, int64_t grid_y, cudaStream_t s) {
 // 5 = as 1 with every k32 wgmma promoted on its own (more accurate, slower).
 // (Overlapping block kb's wgmma with the promotion of kb - 1 in one warpgroup was tried: ptxas serializes
 // wgmma whose accumulators are read inside a pipeline stage, C7514.)
+constexpr int kMaxMode = 5;
 std::atomic<int> g_mode_override{-1};
 
 int wgmma_mode() {
-    static const int env = env_choice("DSV4_FP8_WGMMA", 0, 5);
+    static const int env = env_choice("DSV4_FP8_WGMMA", 0, kMaxMode);
     const int o = g_mode_override.load(std::memory_order_relaxed);
     return o >= 0 ? o : env;
 }
@@ -393,7 +375,7 @@ Status fp8_wgmma(const GemmArgs& a, int64_t rows_or_chunks, bool grouped, cudaSt
 }  // namespace fp8g
 
 void fp8_gemm_set_kernel(int mode) {
-    fp8g::g_mode_override.store(mode >= 0 && mode <= 5 ? mode : -1, std::memory_order_relaxed);
+    fp8g::g_mode_override.store(mode >= 0 && mode <= fp8g::kMaxMode ? mode : -1, std::memory_order_relaxed);
 }
 
 int64_t fp8_gemm_group_rows() {
