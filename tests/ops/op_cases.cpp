@@ -65,6 +65,8 @@ DSV4_OP_CASES(LinearCase, {DType::f8_e4m3, 1, 1024, 4096}, {DType::f8_e4m3, 2, 4
               {DType::fp4_e2m1, 3, 4096, 2048}, {DType::fp4_e2m1, 8, 250, 1024}, {DType::bf16, 1, 1030, 4096},
               {DType::bf16, 7, 77, 8192}, {DType::f32, 4, 65, 2048}, {DType::f8_e4m3, 12, 130, 512},
               {DType::f16, 1, 40, 4096});
+// One token with x rows longer than the GEMV's shared-memory copy (kGemvSxMaxBytes: x read from global).
+DSV4_OP_CASES(LinearCase, {DType::f8_e4m3, 1, 40, 32768}, {DType::fp4_e2m1, 1, 24, 25600});
 
 // A row view starting inside a scale block (grouped wo_a: 64-row groups of 128-row FP8 blocks).
 struct LinearRowViewCase : LinearCase {

@@ -195,7 +195,9 @@ Result<double> measure_sgemm_tflops(int64_t M, int64_t N, int64_t K, int reps) {
     return 2.0 * double(M) * double(N) * double(K) / (median(ms) * 1e-3) / 1e12;
 }
 
-Result<double> bench_linear_us(DType dt, int64_t n_tok, int64_t N, int64_t K, int reps) {
+Result<double> bench_linear_us(DType dt, int64_t n_tok, int64_t N, int64_t K, int reps, int64_t groups) {
+    if (groups < 1) return error("bench_linear_us: groups = {}", groups);
+    Cleanup c;
     WeightRef w;
     w.dtype = dt;
     w.n_rows = N;
@@ -211,50 +213,94 @@ Result<double> bench_linear_us(DType dt, int64_t n_tok, int64_t N, int64_t K, in
         w.scale_cols = K / 32;
         scale_b = N * (K / 32);
     }
-    // enough copies of the weight to cover > 2× a 60 MB L2
-    const int copies = int(std::max<int64_t>(2, (int64_t(128) << 20) / std::max<int64_t>(data_b, 1) + 1));
-    std::vector<void*> bufs;
-    auto cleanup = [&] {
-        for (void* p : bufs) cudaFree(p);
-    };
+    // enough weight sets (one weight, or a table of `groups` experts) to cover > 2× a 60 MB L2
+    const int64_t set_b = groups * std::max<int64_t>(data_b, 1);
+    const int copies = int(std::max<int64_t>(2, (int64_t(128) << 20) / set_b + 1));
     std::vector<WeightRef> ws;
-    for (int c = 0; c < copies; ++c) {
-        void *d = nullptr, *s = nullptr;
-        DSV4_CUDA_CHECK(cudaMalloc(&d, size_t(data_b)));
-        bufs.push_back(d);
-        DSV4_TRY(fill(d, data_b, 10 + c, dt == DType::f8_e4m3 ? 1 : (dt == DType::fp4_e2m1 ? 0 : 3)));
-        if (scale_b) {
-            DSV4_CUDA_CHECK(cudaMalloc(&s, size_t(scale_b)));
-            bufs.push_back(s);
-            DSV4_TRY(fill(s, scale_b, 100 + c, 2));
+    std::vector<DevWeight*> tables;
+    for (int cp = 0; cp < copies; ++cp) {
+        std::vector<DevWeight> t;
+        for (int64_t g = 0; g < groups; ++g) {
+            void *d = nullptr, *sb = nullptr;
+            const uint64_t seed = uint64_t(cp * groups + g);
+            DSV4_TRY(dev_alloc(c, &d, data_b));
+            DSV4_TRY(fill(d, data_b, 10 + seed, dt == DType::f8_e4m3 ? 1 : (dt == DType::fp4_e2m1 ? 0 : 3)));
+            if (scale_b) {
+                DSV4_TRY(dev_alloc(c, &sb, scale_b));
+                DSV4_TRY(fill(sb, scale_b, 100 + seed, 2));
+            }
+            WeightRef r = w;
+            r.data = d;
+            r.scale = static_cast<const uint8_t*>(sb);
+            if (g == 0) ws.push_back(r);
+            t.push_back(DevWeight::from(r));
         }
-        WeightRef r = w;
-        r.data = d;
-        r.scale = static_cast<const uint8_t*>(s);
-        ws.push_back(r);
+        if (groups > 1) {
+            void* d = nullptr;
+            DSV4_TRY(dev_alloc(c, &d, int64_t(t.size() * sizeof(DevWeight))));
+            DSV4_CUDA_CHECK(cudaMemcpy(d, t.data(), t.size() * sizeof(DevWeight), cudaMemcpyHostToDevice));
+            tables.push_back(static_cast<DevWeight*>(d));
+        }
     }
-    float *x = nullptr, *y = nullptr;
-    DSV4_CUDA_CHECK(cudaMalloc(&x, size_t(n_tok * K) * 4));
-    bufs.push_back(x);
-    DSV4_CUDA_CHECK(cudaMalloc(&y, size_t(n_tok * N) * 4));
-    bufs.push_back(y);
-    DSV4_CUDA_CHECK(cudaMemset(x, 0x3c, size_t(n_tok * K) * 4));  // ~0.01, finite
+    const int64_t rows = groups * n_tok;  // grouped: pair p belongs to expert p / n_tok
+    void *x = nullptr, *y = nullptr;
+    DSV4_TRY(dev_alloc(c, &x, rows * K * 4));
+    DSV4_TRY(dev_alloc(c, &y, rows * N * 4));
+    DSV4_CUDA_CHECK(cudaMemset(x, 0x3c, size_t(rows * K) * 4));  // ~0.01, finite
+    int32_t *perm = nullptr, *chunks = nullptr, *n_chunks = nullptr;
+    int64_t max_chunks = 0;
+    if (groups > 1) {
+        std::vector<int32_t> esel(static_cast<size_t>(rows));
+        for (int64_t p = 0; p < rows; ++p) esel[size_t(p)] = int32_t(p / n_tok);
+        max_chunks = moe_max_chunks(rows, groups);
+        void *de = nullptr, *dp = nullptr, *dc = nullptr, *dn = nullptr, *dsc = nullptr;
+        DSV4_TRY(dev_alloc(c, &de, rows * 4));
+        DSV4_TRY(dev_alloc(c, &dp, rows * 4));
+        DSV4_TRY(dev_alloc(c, &dc, 3 * max_chunks * 4));
+        DSV4_TRY(dev_alloc(c, &dn, 4));
+        DSV4_TRY(dev_alloc(c, &dsc, (groups + 1) * 4));
+        DSV4_CUDA_CHECK(cudaMemcpy(de, esel.data(), esel.size() * 4, cudaMemcpyHostToDevice));
+        perm = static_cast<int32_t*>(dp), chunks = static_cast<int32_t*>(dc),
+        n_chunks = static_cast<int32_t*>(dn);
+        DSV4_TRY(moe_group(static_cast<int32_t*>(de), rows, groups, perm, chunks, n_chunks,
+                           static_cast<int32_t*>(dsc), nullptr));
+    }
+    DSV4_CUDA_CHECK(cudaDeviceSynchronize());  // the fills (legacy stream) before the timed stream
+    cudaStream_t st = nullptr;
+    DSV4_CUDA_CHECK(cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking));
+    c.fns.push_back([st] { cudaStreamDestroy(st); });
+    auto run = [&](int cp) -> Status {
+        if (groups == 1)
+            return linear(static_cast<float*>(x), n_tok, K, ws[size_t(cp)], static_cast<float*>(y), N, st);
+        return linear_grouped(static_cast<float*>(x), rows, K, 1, tables[size_t(cp)], ws[0], perm, chunks,
+                              n_chunks, max_chunks, static_cast<float*>(y), N, st, n_tok);
+    };
+    for (int r = 0; r < 3; ++r) DSV4_TRY(run(r % copies));  // warm-up: grows the GEMM scratch
+    DSV4_CUDA_CHECK(cudaStreamSynchronize(st));
+    // reps calls back to back in one CUDA graph, as in a decode step (launch gaps overlap as there)
+    cudaGraph_t graph = nullptr;
+    DSV4_CUDA_CHECK(cudaStreamBeginCapture(st, cudaStreamCaptureModeThreadLocal));
+    Status cap = Status::ok();
+    for (int r = 0; r < reps && cap.is_ok(); ++r) cap = run(r % copies);
+    const cudaError_t end = cudaStreamEndCapture(st, &graph);
+    if (graph) c.fns.push_back([graph] { cudaGraphDestroy(graph); });
+    DSV4_TRY(cap);
+    DSV4_CUDA_CHECK(end);
+    cudaGraphExec_t exec = nullptr;
+    DSV4_CUDA_CHECK(cudaGraphInstantiate(&exec, graph, 0));
+    c.fns.push_back([exec] { cudaGraphExecDestroy(exec); });
     cudaEvent_t e0, e1;
-    DSV4_CUDA_CHECK(cudaEventCreate(&e0));
-    DSV4_CUDA_CHECK(cudaEventCreate(&e1));
+    DSV4_TRY(timing_events(c, e0, e1));
     std::vector<float> ms;
-    for (int r = 0; r < reps + 3; ++r) {
-        DSV4_CUDA_CHECK(cudaEventRecord(e0));
-        DSV4_TRY(linear(x, n_tok, K, ws[size_t(r % copies)], y, N, nullptr));
-        DSV4_CUDA_CHECK(cudaEventRecord(e1));
+    for (int r = 0; r < 5; ++r) {
+        DSV4_CUDA_CHECK(cudaEventRecord(e0, st));
+        DSV4_CUDA_CHECK(cudaGraphLaunch(exec, st));
+        DSV4_CUDA_CHECK(cudaEventRecord(e1, st));
         DSV4_CUDA_CHECK(cudaEventSynchronize(e1));
         float t = 0;
         DSV4_CUDA_CHECK(cudaEventElapsedTime(&t, e0, e1));
-        if (r >= 3) ms.push_back(t);
+        if (r >= 1) ms.push_back(t / float(reps));
     }
-    cudaEventDestroy(e0);
-    cudaEventDestroy(e1);
-    cleanup();
     return median(ms) * 1e3;
 }
 

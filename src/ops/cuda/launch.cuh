@@ -15,7 +15,10 @@ namespace dsv4::cuda {
 
 bool pdl_enabled();  // device.cu: DSV4_CUDA_PDL
 
-// First statement of every kernel launched through launch_pdl: nothing before it may touch global memory.
+// First statement of every kernel launched through launch_pdl: nothing before it may write global memory
+// or read what a kernel writes. (The one exception: the dense GEMV issues its first weight loads before
+// it, linear_sm90.cu — weights are never written by kernels, and when this kernel passes the wait every
+// kernel before the immediately preceding one has completed.)
 // Then lets the next kernel of the stream be scheduled (its CTAs start and block in their own pdl_wait()
 // until this grid has completed), so its launch latency hides behind this kernel's run.
 __device__ __forceinline__ void pdl_wait() {

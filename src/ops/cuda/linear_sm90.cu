@@ -7,6 +7,7 @@
 #include <cublas_v2.h>
 
 #include <algorithm>
+#include <atomic>
 #include <climits>
 #include <map>
 #include <memory>
@@ -292,7 +293,17 @@ struct Gemv<DType::fp4_e2m1> {
 // non-null): blockIdx.y is chunk c = {expert, start, count} of the pairs sorted by expert; its rows are
 // perm[start ..] (any count: passes of T) and its weight table[expert].
 // bx: the CTA's index among those of this weight (blockIdx.x, or its offset inside a multi-weight launch).
-template <DType DT, int T>
+// Batch-1 passes (T == 1, SX) read x from shared memory: lane j's chunk c = j + i·G needs the E floats
+// x[c·E ..], so a warp's float4 loads of x from global memory are E·4 bytes apart (for FP4, 32 lines per
+// load: the L1 bound the FP4 experts at ~600 GB/s). The pass's x row is staged once per CTA, float4 unit u
+// at u ^ ((u >> 3) & 7): the 8 lanes of a quarter-warp (consecutive chunks, one sub-block S) then hit 8
+// different 16-byte bank groups for every E (checked for E/4 = 1, 2, 4, 8).
+constexpr int64_t kGemvSxMaxBytes = 96 << 10;  // x rows up to 24576 floats; longer ones read global memory
+__device__ __forceinline__ int sx_slot(int u) {
+    return u ^ ((u >> 3) & 7);
+}
+
+template <DType DT, int T, bool SX>
 __device__ __forceinline__ void gemv_body(const float* __restrict__ x, int64_t n, int64_t ldx, int64_t x_div,
                                           DevWeight w, const DevWeight* __restrict__ table,
                                           const int32_t* __restrict__ perm,
@@ -302,7 +313,9 @@ __device__ __forceinline__ void gemv_body(const float* __restrict__ x, int64_t n
     using F = Gemv<DT>;
     constexpr int R = gemv_rows<DT, T>(), E = Fmt<DT>::kElems;
     __shared__ float red[kGemvThreads / 32][R][T];
+    extern __shared__ float4 sx[];  // SX: the pass's x row [K / 4] (swizzled, sx_slot)
     const int tid = int(threadIdx.x), grp = tid / G, j = tid - grp * G;
+    if (chunks) pdl_wait();  // grouped: the chunk table is the previous kernel's output
     RowBlock rb;
     if (!row_block(n, T, table, perm, chunks, n_chunks, w, rb)) return;  // block-uniform
     const int n_valid = rb.n_valid;
@@ -320,6 +333,14 @@ __device__ __forceinline__ void gemv_body(const float* __restrict__ x, int64_t n
 #pragma unroll
     for (int r = 0; r < R; ++r)
         srow[r] = w.scale ? w.scale + ((w.scale_row0 + rr[r]) / w.block_rows) * w.scale_cols : nullptr;
+    // The first chunk of every row, loaded before anything else: for a dense call even before pdl_wait()
+    // (no kernel writes weights, and PDL only overlaps the immediately preceding kernel, which is done
+    // with the ones before it), so its DRAM latency overlaps the previous kernel's tail and the x copy.
+    uint4 q[R];
+    if (j < cpr)
+#pragma unroll
+        for (int r = 0; r < R; ++r) q[r] = Fmt<DT>::raw(w, rr[r], j * E);
+    if (!chunks) pdl_wait();
     for (int p0 = 0; p0 < n_valid; p0 += T) {
         const int nv = n_valid - p0 < T ? n_valid - p0 : T;
         int64_t orow[T];
@@ -330,14 +351,20 @@ __device__ __forceinline__ void gemv_body(const float* __restrict__ x, int64_t n
             orow[t] = chunks ? int64_t(prow[i]) : t0 + i;
             xr[t] = x + (orow[t] / x_div) * ldx;
         }
+        if constexpr (SX) {
+            const int units = int(w.n_cols / 4);
+            __syncthreads();  // the previous pass is done reading sx
+            for (int u = tid; u < units; u += kGemvThreads)
+                sx[sx_slot(u)] = __ldg(reinterpret_cast<const float4*>(xr[0]) + u);
+            __syncthreads();
+        }
         float acc[R][T];
 #pragma unroll
         for (int r = 0; r < R; ++r)
 #pragma unroll
             for (int t = 0; t < T; ++t) acc[r][t] = 0.0f;
-        uint4 q[R];
         int64_t c = j;
-        if (c < cpr)
+        if (p0 > 0 && c < cpr)  // the next pass starts over on the same rows
 #pragma unroll
             for (int r = 0; r < R; ++r) q[r] = Fmt<DT>::raw(w, rr[r], c * E);
         for (; c < cpr; c += G) {
@@ -358,8 +385,13 @@ __device__ __forceinline__ void gemv_body(const float* __restrict__ x, int64_t n
                 constexpr int S = decltype(sub_c)::value;
                 float4 xv[T];
 #pragma unroll
-                for (int t = 0; t < T; ++t)
-                    if (t < nv) xv[t] = __ldg(reinterpret_cast<const float4*>(xr[t] + c * E) + S);
+                if constexpr (SX) {
+                    xv[0] = sx[sx_slot(int(c) * (E / 4) + S)];
+                } else {
+#pragma unroll
+                    for (int t = 0; t < T; ++t)
+                        if (t < nv) xv[t] = __ldg(reinterpret_cast<const float4*>(xr[t] + c * E) + S);
+                }
 #pragma unroll
                 for (int r = 0; r < R; ++r) {
                     float v[4];
@@ -414,14 +446,14 @@ __device__ __forceinline__ void gemv_body(const float* __restrict__ x, int64_t n
     }
 }
 
-template <DType DT, int T>
+template <DType DT, int T, bool SX>
 __global__ void __launch_bounds__(kGemvThreads)
     gemv_kernel(const float* __restrict__ x, int64_t n, int64_t ldx, int64_t x_div, DevWeight w,
                 const DevWeight* __restrict__ table, const int32_t* __restrict__ perm,
                 const int32_t* __restrict__ chunks, const int32_t* __restrict__ n_chunks,
                 float* __restrict__ y, int64_t ldy, int G) {
-    pdl_wait();
-    gemv_body<DT, T>(x, n, ldx, x_div, w, table, perm, chunks, n_chunks, y, ldy, G, blockIdx.x);
+    // gemv_body calls pdl_wait()
+    gemv_body<DT, T, SX>(x, n, ldx, x_div, w, table, perm, chunks, n_chunks, y, ldy, G, blockIdx.x);
 }
 
 // Several weights of one format over the same token rows in one launch (linear_multi): segment i owns
@@ -436,12 +468,11 @@ struct GemvSegs {
     unsigned cta0[kMaxSegs + 1];
     int n;
 };
-template <DType DT, int T>
+template <DType DT, int T, bool SX>
 __global__ void __launch_bounds__(kGemvThreads)
     gemv_multi_kernel(const __grid_constant__ GemvSegs sg, int64_t n) {
-    pdl_wait();
-    // the segment's fields picked by unrolled compares (a runtime index into the arrays would go through
-    // local memory)
+    // (gemv_body calls pdl_wait(): only the launch parameters are read before it) the segment's fields picked
+    // by unrolled compares (a runtime index into the arrays would go through local memory)
     DevWeight w = sg.w[0];
     const float* x = sg.x[0];
     float* y = sg.y[0];
@@ -453,7 +484,7 @@ __global__ void __launch_bounds__(kGemvThreads)
         if (k < sg.n && blockIdx.x >= sg.cta0[k])
             w = sg.w[k], x = sg.x[k], y = sg.y[k], ldx = sg.ldx[k], ldy = sg.ldy[k], G = sg.G[k],
             c0 = sg.cta0[k];
-    gemv_body<DT, T>(x, n, ldx, 1, w, nullptr, nullptr, nullptr, nullptr, y, ldy, G, blockIdx.x - c0);
+    gemv_body<DT, T, SX>(x, n, ldx, 1, w, nullptr, nullptr, nullptr, nullptr, y, ldy, G, blockIdx.x - c0);
 }
 
 // Threads per row group: one warp (no cross-warp reduction, each lane streams its chunks with the next one
@@ -633,6 +664,29 @@ int gemv_tokens(int64_t rows) {
     return rows <= 1 ? 1 : rows <= 2 ? 2 : rows <= 4 ? 4 : 8;
 }
 
+// The SX kernels take up to kGemvSxMaxBytes of dynamic shared memory: allowed once per kernel and device
+// (false if the attribute cannot be set: the caller then takes the global-memory x path).
+template <auto Kernel>
+bool sx_ready() {
+    static std::atomic<uint64_t> set{0}, failed{0};
+    int dev = 0;
+    if (cudaGetDevice(&dev) != cudaSuccess || dev >= 64) {
+        cudaGetLastError();
+        return false;
+    }
+    const uint64_t bit = uint64_t(1) << dev;
+    if (set.load(std::memory_order_acquire) & bit) return true;
+    if (failed.load(std::memory_order_acquire) & bit) return false;
+    if (cudaFuncSetAttribute(Kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(kGemvSxMaxBytes)) ==
+        cudaSuccess) {
+        set.fetch_or(bit, std::memory_order_acq_rel);
+        return true;
+    }
+    cudaGetLastError();
+    failed.fetch_or(bit, std::memory_order_acq_rel);
+    return false;
+}
+
 template <DType DT, int T>
 void launch_gemv(int64_t max_chunks, const float* x, int64_t n, int64_t ldx, int64_t x_div,
                  const DevWeight& w, const DevWeight* table, const int32_t* perm, const int32_t* chunks,
@@ -642,7 +696,15 @@ void launch_gemv(int64_t max_chunks, const float* x, int64_t n, int64_t ldx, int
     const int G = gemv_group_threads(w.n_cols / Fmt<DT>::kElems, w.n_rows, gemv_rows<DT, T>(), ny);
     const dim3 grid(ceil_div_u(w.n_rows, (kGemvThreads / G) * gemv_rows<DT, T>()),
                     chunks ? unsigned(max_chunks) : ceil_div_u(n, T));
-    launch_pdl(gemv_kernel<DT, T>, grid, kGemvThreads, 0, s, x, n, ldx, x_div, w, table, perm, chunks,
+    if constexpr (T == 1) {
+        const int64_t sx_bytes = w.n_cols * 4;
+        if (sx_bytes <= kGemvSxMaxBytes && sx_ready<gemv_kernel<DT, 1, true>>()) {
+            launch_pdl(gemv_kernel<DT, 1, true>, grid, kGemvThreads, size_t(sx_bytes), s, x, n, ldx, x_div, w,
+                       table, perm, chunks, n_chunks, y, ldy, G);
+            return;
+        }
+    }
+    launch_pdl(gemv_kernel<DT, T, false>, grid, kGemvThreads, 0, s, x, n, ldx, x_div, w, table, perm, chunks,
                n_chunks, y, ldy, G);
 }
 
@@ -656,7 +718,16 @@ void launch_gemv_multi(GemvSegs& sg, int64_t n, cudaStream_t s) {
         ctas += ceil_div_u(sg.w[i].n_rows, (kGemvThreads / sg.G[i]) * gemv_rows<DT, T>());
     }
     sg.cta0[sg.n] = ctas;
-    launch_pdl(gemv_multi_kernel<DT, T>, dim3(ctas, ceil_div_u(n, T)), kGemvThreads, 0, s, sg, n);
+    const dim3 grid(ctas, ceil_div_u(n, T));
+    if constexpr (T == 1) {
+        int64_t sx_bytes = 0;
+        for (int i = 0; i < sg.n; ++i) sx_bytes = std::max(sx_bytes, sg.w[i].n_cols * 4);
+        if (sx_bytes <= kGemvSxMaxBytes && sx_ready<gemv_multi_kernel<DT, 1, true>>()) {
+            launch_pdl(gemv_multi_kernel<DT, 1, true>, grid, kGemvThreads, size_t(sx_bytes), s, sg, n);
+            return;
+        }
+    }
+    launch_pdl(gemv_multi_kernel<DT, T, false>, grid, kGemvThreads, 0, s, sg, n);
 }
 
 template <DType DT>

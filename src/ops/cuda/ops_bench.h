@@ -20,9 +20,11 @@ Result<double> measure_copy_gbps(int64_t bytes, int reps);
 Result<double> measure_fp8_gemm_tflops(int64_t M, int64_t N, int64_t K, int reps);
 Result<double> measure_sgemm_tflops(int64_t M, int64_t N, int64_t K, int reps);
 // cuda::linear alone on random weights of (dt, N, K) and n_tok tokens (any n_tok: n_tok ≥ 16 times the
-// dequantize + SGEMM path, its scratch grown in the warm-up calls), weights rotated over > 2× L2; median
-// microseconds per call (event-bracketed, so it includes the isolated-launch cost).
-Result<double> bench_linear_us(DType dt, int64_t n_tok, int64_t N, int64_t K, int reps);
+// dequantize + SGEMM path, its scratch grown in the warm-up calls); groups > 1: one linear_grouped call over
+// `groups` experts of n_tok pairs each (the routed experts of a decode step: groups 6, n_tok 1). Weights
+// rotated over > 2× L2; `reps` calls back to back in one CUDA graph (as in a decode step), median
+// microseconds per call over 4 graph launches.
+Result<double> bench_linear_us(DType dt, int64_t n_tok, int64_t N, int64_t K, int reps, int64_t groups = 1);
 // The FP8 tensor-core GEMM (fp8_gemm_sm90.cu) on random FP8 or FP4 weights, activations quantized once
 // outside the timing: groups = 1 one dense fp8_gemm_q of M rows × (N, K); groups = E one fp8_gemm_grouped_q
 // over E experts of M pairs each. Weight sets rotated over > 2× L2; verified first against FP8 rounding +
