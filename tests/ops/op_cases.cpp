@@ -132,7 +132,8 @@ struct RmsNormCase : OpCase {
     DSV4_CUDA_RUN(return cuda::rms_norm(dev.up(x), p.rows, p.d, p.weighted ? dev.up(w) : nullptr, 1e-6,
                                         o.f(0), dev.stream);)
 };
-DSV4_OP_CASES(RmsNormCase, {1, 1, true}, {7, 129, true}, {33, 4096, true}, {64, 512, false}, {3, 8192, true});
+DSV4_OP_CASES(RmsNormCase, {1, 1, true}, {7, 129, true}, {33, 4096, true}, {64, 512, false}, {3, 8192, true},
+              {1, 1024, false}, {2, 16388, true});  // the last: longer than the float4 kernel takes
 
 // ------------------------------------------------------------------------------------------------ rope
 struct RopeCase : OpCase {
@@ -524,7 +525,8 @@ struct IndexerScoresCase : OpCase {
     DSV4_CUDA_RUN(return cuda::indexer_scores(dev.up(qi), dev.up(w), p.n, p.Hi, p.di, dev.up(keys), p.n_keys,
                                               dev.up(n_avail), o.f(0), dev.stream);)
 };
-DSV4_OP_CASES(IndexerScoresCase, {2, 1, 1, 1}, {3, 16, 128, 37}, {4, 64, 128, 1000});
+DSV4_OP_CASES(IndexerScoresCase, {2, 1, 1, 1}, {3, 16, 128, 37}, {4, 64, 128, 1000},
+              {2, 11, 40, 50});  // heads not a multiple of the 8 per group of indexer_score_warp
 
 // ------------------------------------------------------------------------------------- topk_lower_index
 struct TopkCase : OpCase {  // many ties (scores on a coarse grid, ±0) so the tie rule decides

@@ -303,6 +303,12 @@ __device__ __forceinline__ int sx_slot(int u) {
     return u ^ ((u >> 3) & 7);
 }
 
+// i / b for the scale-block lookups: a shift for the usual power-of-two blocks (1, 32, 128), else the 64-bit
+// division (~70 instructions).
+__device__ __forceinline__ int64_t block_of(int64_t i, int64_t b) {
+    return (b & (b - 1)) == 0 ? i >> (__ffsll(b) - 1) : i / b;
+}
+
 template <DType DT, int T, bool SX>
 __device__ __forceinline__ void gemv_body(const float* __restrict__ x, int64_t n, int64_t ldx, int64_t x_div,
                                           DevWeight w, const DevWeight* __restrict__ table,
@@ -314,7 +320,10 @@ __device__ __forceinline__ void gemv_body(const float* __restrict__ x, int64_t n
     constexpr int R = gemv_rows<DT, T>(), E = Fmt<DT>::kElems;
     __shared__ float red[kGemvThreads / 32][R][T];
     extern __shared__ float4 sx[];  // SX: the pass's x row [K / 4] (swizzled, sx_slot)
-    const int tid = int(threadIdx.x), grp = tid / G, j = tid - grp * G;
+    // G is a power of two (gemv_group_threads): shifts, not the ~20-instruction integer divisions (a batch-1
+    // thread streams only ~256 weights, so per-thread setup counts: ncu saw ~7 instructions per weight)
+    const int gsh = __ffs(G) - 1;
+    const int tid = int(threadIdx.x), grp = tid >> gsh, j = tid & (G - 1);
     if (chunks) pdl_wait();  // grouped: the chunk table is the previous kernel's output
     RowBlock rb;
     if (!row_block(n, T, table, perm, chunks, n_chunks, w, rb)) return;  // block-uniform
@@ -322,7 +331,7 @@ __device__ __forceinline__ void gemv_body(const float* __restrict__ x, int64_t n
     const int64_t t0 = rb.t0;
     const int32_t* prow = rb.prow;
     const int64_t N = w.n_rows, cpr = w.n_cols / E;
-    const int64_t r0 = (int64_t(bx) * (kGemvThreads / G) + grp) * R;
+    const int64_t r0 = (int64_t(bx) * (kGemvThreads >> gsh) + grp) * R;
     int64_t rr[R];
 #pragma unroll
     for (int r = 0; r < R; ++r) rr[r] = r0 + r < N ? r0 + r : N - 1;  // rows past N: read, never written
@@ -332,7 +341,7 @@ __device__ __forceinline__ void gemv_body(const float* __restrict__ x, int64_t n
     const int kshift = w.scale ? __ffs(w.block_cols) - 1 : 0;
 #pragma unroll
     for (int r = 0; r < R; ++r)
-        srow[r] = w.scale ? w.scale + ((w.scale_row0 + rr[r]) / w.block_rows) * w.scale_cols : nullptr;
+        srow[r] = w.scale ? w.scale + block_of(w.scale_row0 + rr[r], w.block_rows) * w.scale_cols : nullptr;
     // The first chunk of every row, loaded before anything else: for a dense call even before pdl_wait()
     // (no kernel writes weights, and PDL only overlaps the immediately preceding kernel, which is done
     // with the ones before it), so its DRAM latency overlaps the previous kernel's tail and the x copy.
@@ -349,7 +358,7 @@ __device__ __forceinline__ void gemv_body(const float* __restrict__ x, int64_t n
         for (int t = 0; t < T; ++t) {
             const int i = p0 + (t < nv ? t : 0);
             orow[t] = chunks ? int64_t(prow[i]) : t0 + i;
-            xr[t] = x + (orow[t] / x_div) * ldx;
+            xr[t] = x + (x_div == 1 ? orow[t] : orow[t] / x_div) * ldx;
         }
         if constexpr (SX) {
             const int units = int(w.n_cols / 4);
