@@ -50,10 +50,9 @@ __device__ __forceinline__ float bf16_bits_to_f32(uint32_t h) {
 }
 
 // UE8M0: 2^(E−127); E = 0 is the subnormal 2^−127, E = 255 NaN (core/dtype.h e8m0_to_f32).
-__device__ __forceinline__ float e8m0_to_f32_dev(uint8_t e) {
-    if (e == 255) return __uint_as_float(0x7fc00000u);
-    if (e == 0) return __uint_as_float(0x00400000u);
-    return __uint_as_float(uint32_t(e) << 23);
+__device__ __forceinline__ float e8m0_to_f32_dev(uint8_t e) {  // selects, not branches (GEMV inner loop)
+    const uint32_t b = e == 255 ? 0x7fc00000u : e == 0 ? 0x00400000u : uint32_t(e) << 23;
+    return __uint_as_float(b);
 }
 
 // Two e4m3fn codes (low byte = first) to floats, through the exact fp8->fp16 conversion.

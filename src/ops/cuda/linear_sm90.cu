@@ -390,12 +390,14 @@ __device__ __forceinline__ void gemv_body(const float* __restrict__ x, int64_t n
             for (int r = 0; r < R; ++r)
 #pragma unroll
                 for (int t = 0; t < T; ++t) ps[r][t] = 0.0f;
+            // SX: the chunk's first float4 unit and its swizzle, once (sx_slot(cb + S) == (cb + S) ^ sw, as
+            // cb % 8 + S < 8 for every E)
+            const int cb = int(c) * (E / 4), sw = (cb >> 3) & 7;
             auto step = [&](auto sub_c) {
                 constexpr int S = decltype(sub_c)::value;
                 float4 xv[T];
-#pragma unroll
                 if constexpr (SX) {
-                    xv[0] = sx[sx_slot(int(c) * (E / 4) + S)];
+                    xv[0] = sx[(cb + S) ^ sw];
                 } else {
 #pragma unroll
                     for (int t = 0; t < T; ++t)
@@ -407,8 +409,12 @@ __device__ __forceinline__ void gemv_body(const float* __restrict__ x, int64_t n
                     F::template sub<S>(q[r], v);
 #pragma unroll
                     for (int t = 0; t < T; ++t)
-                        if (t < nv)
-                            ps[r][t] += v[0] * xv[t].x + v[1] * xv[t].y + v[2] * xv[t].z + v[3] * xv[t].w;
+                        if (t < nv) {  // FMA chain (a separate 4-term sum cost an FMUL + FADD per 4 values)
+                            ps[r][t] = fmaf(v[0], xv[t].x, ps[r][t]);
+                            ps[r][t] = fmaf(v[1], xv[t].y, ps[r][t]);
+                            ps[r][t] = fmaf(v[2], xv[t].z, ps[r][t]);
+                            ps[r][t] = fmaf(v[3], xv[t].w, ps[r][t]);
+                        }
                 }
             };
             static_for<0, F::kSub>(step);
