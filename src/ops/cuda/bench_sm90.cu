@@ -195,6 +195,38 @@ Result<double> measure_sgemm_tflops(int64_t M, int64_t N, int64_t K, int reps) {
     return 2.0 * double(M) * double(N) * double(K) / (median(ms) * 1e-3) / 1e12;
 }
 
+// The chunk table of `groups` experts of per_group pairs each (pair p belongs to expert p / per_group), as
+// moe_group builds it for rows_per_chunk, in buffers owned by c.
+struct BenchChunks {
+    int32_t *perm = nullptr, *chunks = nullptr, *n_chunks = nullptr;
+    int64_t max_chunks = 0;
+};
+Status bench_chunks(Cleanup& c, int64_t groups, int64_t per_group, int rows_per_chunk, BenchChunks& out) {
+    const int64_t rows = groups * per_group;
+    std::vector<int32_t> esel(static_cast<size_t>(rows));
+    for (int64_t p = 0; p < rows; ++p) esel[size_t(p)] = int32_t(p / per_group);
+    out.max_chunks = moe_max_chunks(rows, groups, rows_per_chunk);
+    void *de = nullptr, *dp = nullptr, *dc = nullptr, *dn = nullptr, *dsc = nullptr;
+    DSV4_TRY(dev_alloc(c, &de, rows * 4));
+    DSV4_TRY(dev_alloc(c, &dp, rows * 4));
+    DSV4_TRY(dev_alloc(c, &dc, 3 * out.max_chunks * 4));
+    DSV4_TRY(dev_alloc(c, &dn, 4));
+    DSV4_TRY(dev_alloc(c, &dsc, (groups + 1) * 4));
+    DSV4_CUDA_CHECK(cudaMemcpy(de, esel.data(), esel.size() * 4, cudaMemcpyHostToDevice));
+    out.perm = static_cast<int32_t*>(dp), out.chunks = static_cast<int32_t*>(dc),
+    out.n_chunks = static_cast<int32_t*>(dn);
+    return moe_group(static_cast<int32_t*>(de), rows, groups, out.perm, out.chunks, out.n_chunks,
+                     static_cast<int32_t*>(dsc), nullptr, rows_per_chunk);
+}
+
+// A device copy of an expert table, owned by c.
+Result<DevWeight*> upload_table(Cleanup& c, const std::vector<DevWeight>& t) {
+    void* d = nullptr;
+    DSV4_TRY(dev_alloc(c, &d, int64_t(t.size() * sizeof(DevWeight))));
+    DSV4_CUDA_CHECK(cudaMemcpy(d, t.data(), t.size() * sizeof(DevWeight), cudaMemcpyHostToDevice));
+    return static_cast<DevWeight*>(d);
+}
+
 Result<double> bench_linear_us(DType dt, int64_t n_tok, int64_t N, int64_t K, int reps, int64_t groups) {
     if (groups < 1) return error("bench_linear_us: groups = {}", groups);
     Cleanup c;
@@ -236,10 +268,8 @@ Result<double> bench_linear_us(DType dt, int64_t n_tok, int64_t N, int64_t K, in
             t.push_back(DevWeight::from(r));
         }
         if (groups > 1) {
-            void* d = nullptr;
-            DSV4_TRY(dev_alloc(c, &d, int64_t(t.size() * sizeof(DevWeight))));
-            DSV4_CUDA_CHECK(cudaMemcpy(d, t.data(), t.size() * sizeof(DevWeight), cudaMemcpyHostToDevice));
-            tables.push_back(static_cast<DevWeight*>(d));
+            DSV4_TRY_ASSIGN(DevWeight * d, upload_table(c, t));
+            tables.push_back(d);
         }
     }
     const int64_t rows = groups * n_tok;  // grouped: pair p belongs to expert p / n_tok
@@ -247,24 +277,8 @@ Result<double> bench_linear_us(DType dt, int64_t n_tok, int64_t N, int64_t K, in
     DSV4_TRY(dev_alloc(c, &x, rows * K * 4));
     DSV4_TRY(dev_alloc(c, &y, rows * N * 4));
     DSV4_CUDA_CHECK(cudaMemset(x, 0x3c, size_t(rows * K) * 4));  // ~0.01, finite
-    int32_t *perm = nullptr, *chunks = nullptr, *n_chunks = nullptr;
-    int64_t max_chunks = 0;
-    if (groups > 1) {
-        std::vector<int32_t> esel(static_cast<size_t>(rows));
-        for (int64_t p = 0; p < rows; ++p) esel[size_t(p)] = int32_t(p / n_tok);
-        max_chunks = moe_max_chunks(rows, groups);
-        void *de = nullptr, *dp = nullptr, *dc = nullptr, *dn = nullptr, *dsc = nullptr;
-        DSV4_TRY(dev_alloc(c, &de, rows * 4));
-        DSV4_TRY(dev_alloc(c, &dp, rows * 4));
-        DSV4_TRY(dev_alloc(c, &dc, 3 * max_chunks * 4));
-        DSV4_TRY(dev_alloc(c, &dn, 4));
-        DSV4_TRY(dev_alloc(c, &dsc, (groups + 1) * 4));
-        DSV4_CUDA_CHECK(cudaMemcpy(de, esel.data(), esel.size() * 4, cudaMemcpyHostToDevice));
-        perm = static_cast<int32_t*>(dp), chunks = static_cast<int32_t*>(dc),
-        n_chunks = static_cast<int32_t*>(dn);
-        DSV4_TRY(moe_group(static_cast<int32_t*>(de), rows, groups, perm, chunks, n_chunks,
-                           static_cast<int32_t*>(dsc), nullptr));
-    }
+    BenchChunks ch;
+    if (groups > 1) DSV4_TRY(bench_chunks(c, groups, n_tok, 8, ch));
     DSV4_CUDA_CHECK(cudaDeviceSynchronize());  // the fills (legacy stream) before the timed stream
     cudaStream_t st = nullptr;
     DSV4_CUDA_CHECK(cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking));
@@ -272,8 +286,8 @@ Result<double> bench_linear_us(DType dt, int64_t n_tok, int64_t N, int64_t K, in
     auto run = [&](int cp) -> Status {
         if (groups == 1)
             return linear(static_cast<float*>(x), n_tok, K, ws[size_t(cp)], static_cast<float*>(y), N, st);
-        return linear_grouped(static_cast<float*>(x), rows, K, 1, tables[size_t(cp)], ws[0], perm, chunks,
-                              n_chunks, max_chunks, static_cast<float*>(y), N, st, n_tok);
+        return linear_grouped(static_cast<float*>(x), rows, K, 1, tables[size_t(cp)], ws[0], ch.perm,
+                              ch.chunks, ch.n_chunks, ch.max_chunks, static_cast<float*>(y), N, st, n_tok);
     };
     for (int r = 0; r < 3; ++r) DSV4_TRY(run(r % copies));  // warm-up: grows the GEMM scratch
     DSV4_CUDA_CHECK(cudaStreamSynchronize(st));
@@ -355,29 +369,13 @@ Result<Fp8GemmBench> bench_fp8_gemm(DType dt, int64_t groups, int64_t M, int64_t
     DSV4_TRY(fp8_quantize_act(xf, rows, K, K, rows, q, qs, nullptr));
     // grouped: pair p belongs to expert p / M; device tables of every set, the chunk table once
     std::vector<DevWeight*> d_tables;
-    int32_t *perm = nullptr, *chunks = nullptr, *n_chunks = nullptr;
-    int64_t max_chunks = 0;
+    BenchChunks ch;
     if (groups > 1) {
         for (auto& t : tables) {
-            void* d = nullptr;
-            DSV4_TRY(dev_alloc(c, &d, int64_t(t.size() * sizeof(DevWeight))));
-            DSV4_CUDA_CHECK(cudaMemcpy(d, t.data(), t.size() * sizeof(DevWeight), cudaMemcpyHostToDevice));
-            d_tables.push_back(static_cast<DevWeight*>(d));
+            DSV4_TRY_ASSIGN(DevWeight * d, upload_table(c, t));
+            d_tables.push_back(d);
         }
-        std::vector<int32_t> esel(static_cast<size_t>(rows));
-        for (int64_t p = 0; p < rows; ++p) esel[size_t(p)] = int32_t(p / M);
-        max_chunks = moe_max_chunks(rows, groups, fp8_gemm_group_rows());
-        void *de = nullptr, *dp = nullptr, *dc = nullptr, *dn = nullptr, *dsc = nullptr;
-        DSV4_TRY(dev_alloc(c, &de, rows * 4));
-        DSV4_TRY(dev_alloc(c, &dp, rows * 4));
-        DSV4_TRY(dev_alloc(c, &dc, 3 * max_chunks * 4));
-        DSV4_TRY(dev_alloc(c, &dn, 4));
-        DSV4_TRY(dev_alloc(c, &dsc, (groups + 1) * 4));
-        DSV4_CUDA_CHECK(cudaMemcpy(de, esel.data(), esel.size() * 4, cudaMemcpyHostToDevice));
-        perm = static_cast<int32_t*>(dp), chunks = static_cast<int32_t*>(dc),
-        n_chunks = static_cast<int32_t*>(dn);
-        DSV4_TRY(moe_group(static_cast<int32_t*>(de), rows, groups, perm, chunks, n_chunks,
-                           static_cast<int32_t*>(dsc), nullptr, int(fp8_gemm_group_rows())));
+        DSV4_TRY(bench_chunks(c, groups, M, int(fp8_gemm_group_rows()), ch));
     }
     auto run = [&](int64_t set) -> Status {
         if (groups == 1) {
@@ -386,8 +384,8 @@ Result<Fp8GemmBench> bench_fp8_gemm(DType dt, int64_t groups, int64_t M, int64_t
             w.scale = tables[size_t(set)][0].scale;
             return fp8_gemm_q(q, qs, rows, rows, w, yf, N, nullptr);
         }
-        return fp8_gemm_grouped_q(q, qs, rows, 1, d_tables[size_t(set)], proto, perm, chunks, n_chunks,
-                                  max_chunks, yf, N, nullptr);
+        return fp8_gemm_grouped_q(q, qs, rows, 1, d_tables[size_t(set)], proto, ch.perm, ch.chunks,
+                                  ch.n_chunks, ch.max_chunks, yf, N, nullptr);
     };
     DSV4_TRY(run(0));
     DSV4_TRY(fp8_roundtrip_rows(xf, K, static_cast<float*>(xr), K, M, K, 128, nullptr));
