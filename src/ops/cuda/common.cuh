@@ -45,6 +45,12 @@ __device__ __forceinline__ float block_max(float v, float* red) {
     return r;
 }
 
+// i / b for the scale-block lookups: a shift for the usual power-of-two blocks (1, 32, 128), else the 64-bit
+// division (~70 instructions).
+__device__ __forceinline__ int64_t block_of(int64_t i, int64_t b) {
+    return (b & (b - 1)) == 0 ? i >> (__ffsll(b) - 1) : i / b;
+}
+
 __device__ __forceinline__ float bf16_bits_to_f32(uint32_t h) {
     return __uint_as_float(h << 16);
 }

@@ -9,6 +9,8 @@
 
 #include <cuda_runtime.h>
 
+#include <atomic>
+#include <cstdint>
 #include <utility>
 
 namespace dsv4::cuda {
@@ -41,6 +43,29 @@ void launch_pdl(void (*k)(P...), dim3 grid, dim3 block, size_t smem, cudaStream_
     cfg.attrs = attr;
     cfg.numAttrs = 1;
     (void)cudaLaunchKernelEx(&cfg, k, std::forward<A>(args)...);
+}
+
+// Lets Kernel take `bytes` of dynamic shared memory (the attribute, once per kernel and device; every call
+// for one Kernel must pass the same bytes). False if the attribute cannot be set: the caller then takes a
+// path that needs less.
+template <auto Kernel>
+bool allow_dynamic_smem(int bytes) {
+    static std::atomic<uint64_t> set{0}, failed{0};
+    int dev = 0;
+    if (cudaGetDevice(&dev) != cudaSuccess || dev >= 64) {
+        cudaGetLastError();
+        return false;
+    }
+    const uint64_t bit = uint64_t(1) << dev;
+    if (set.load(std::memory_order_acquire) & bit) return true;
+    if (failed.load(std::memory_order_acquire) & bit) return false;
+    if (cudaFuncSetAttribute(Kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes) == cudaSuccess) {
+        set.fetch_or(bit, std::memory_order_acq_rel);
+        return true;
+    }
+    cudaGetLastError();
+    failed.fetch_or(bit, std::memory_order_acq_rel);
+    return false;
 }
 
 }  // namespace dsv4::cuda

@@ -7,7 +7,6 @@
 #include <cublas_v2.h>
 
 #include <algorithm>
-#include <atomic>
 #include <climits>
 #include <map>
 #include <memory>
@@ -301,12 +300,6 @@ struct Gemv<DType::fp4_e2m1> {
 constexpr int64_t kGemvSxMaxBytes = 96 << 10;  // x rows up to 24576 floats; longer ones read global memory
 __device__ __forceinline__ int sx_slot(int u) {
     return u ^ ((u >> 3) & 7);
-}
-
-// i / b for the scale-block lookups: a shift for the usual power-of-two blocks (1, 32, 128), else the 64-bit
-// division (~70 instructions).
-__device__ __forceinline__ int64_t block_of(int64_t i, int64_t b) {
-    return (b & (b - 1)) == 0 ? i >> (__ffsll(b) - 1) : i / b;
 }
 
 template <DType DT, int T, bool SX>
@@ -679,29 +672,6 @@ int gemv_tokens(int64_t rows) {
     return rows <= 1 ? 1 : rows <= 2 ? 2 : rows <= 4 ? 4 : 8;
 }
 
-// The SX kernels take up to kGemvSxMaxBytes of dynamic shared memory: allowed once per kernel and device
-// (false if the attribute cannot be set: the caller then takes the global-memory x path).
-template <auto Kernel>
-bool sx_ready() {
-    static std::atomic<uint64_t> set{0}, failed{0};
-    int dev = 0;
-    if (cudaGetDevice(&dev) != cudaSuccess || dev >= 64) {
-        cudaGetLastError();
-        return false;
-    }
-    const uint64_t bit = uint64_t(1) << dev;
-    if (set.load(std::memory_order_acquire) & bit) return true;
-    if (failed.load(std::memory_order_acquire) & bit) return false;
-    if (cudaFuncSetAttribute(Kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(kGemvSxMaxBytes)) ==
-        cudaSuccess) {
-        set.fetch_or(bit, std::memory_order_acq_rel);
-        return true;
-    }
-    cudaGetLastError();
-    failed.fetch_or(bit, std::memory_order_acq_rel);
-    return false;
-}
-
 template <DType DT, int T>
 void launch_gemv(int64_t max_chunks, const float* x, int64_t n, int64_t ldx, int64_t x_div,
                  const DevWeight& w, const DevWeight* table, const int32_t* perm, const int32_t* chunks,
@@ -713,7 +683,8 @@ void launch_gemv(int64_t max_chunks, const float* x, int64_t n, int64_t ldx, int
                     chunks ? unsigned(max_chunks) : ceil_div_u(n, T));
     if constexpr (T == 1) {
         const int64_t sx_bytes = w.n_cols * 4;
-        if (sx_bytes <= kGemvSxMaxBytes && sx_ready<gemv_kernel<DT, 1, true>>()) {
+        if (sx_bytes <= kGemvSxMaxBytes &&
+            allow_dynamic_smem<gemv_kernel<DT, 1, true>>(int(kGemvSxMaxBytes))) {
             launch_pdl(gemv_kernel<DT, 1, true>, grid, kGemvThreads, size_t(sx_bytes), s, x, n, ldx, x_div, w,
                        table, perm, chunks, n_chunks, y, ldy, G);
             return;
@@ -737,7 +708,8 @@ void launch_gemv_multi(GemvSegs& sg, int64_t n, cudaStream_t s) {
     if constexpr (T == 1) {
         int64_t sx_bytes = 0;
         for (int i = 0; i < sg.n; ++i) sx_bytes = std::max(sx_bytes, sg.w[i].n_cols * 4);
-        if (sx_bytes <= kGemvSxMaxBytes && sx_ready<gemv_multi_kernel<DT, 1, true>>()) {
+        if (sx_bytes <= kGemvSxMaxBytes &&
+            allow_dynamic_smem<gemv_multi_kernel<DT, 1, true>>(int(kGemvSxMaxBytes))) {
             launch_pdl(gemv_multi_kernel<DT, 1, true>, grid, kGemvThreads, size_t(sx_bytes), s, sg, n);
             return;
         }
@@ -1221,6 +1193,13 @@ bool use_mma(int64_t rows, const WeightRef& w, const float* x, int64_t ldx) {
     return m > 0 && (rows >= 2 || m >= 2) && linear_mma_ok(w, x, ldx);
 }
 
+// DSV4_FP4_B1: 1 (default) = one-row FP4 linears (and grouped calls with one pair per expert) on the
+// tensor-core kernel of gemv_fp4_sm90.cu; 0 = the GEMV kernel.
+bool use_fp4_b1(int64_t rows, const WeightRef& w, const float* x, int64_t ldx) {
+    static const int m = env_choice("DSV4_FP4_B1", 1, 1);
+    return m == 1 && rows == 1 && linear_fp4_b1_ok(w, x, ldx);
+}
+
 bool capturing(cudaStream_t s) {
     cudaStreamCaptureStatus cap = cudaStreamCaptureStatusNone;
     if (cudaStreamIsCapturing(s, &cap) != cudaSuccess) {
@@ -1240,6 +1219,8 @@ Status linear(const float* x, int64_t n, int64_t ldx, const WeightRef& w, float*
         ldy >= dw.n_rows && fits_int(n) && fits_int(ldx) && fits_int(ldy) && fits_int(dw.n_rows) &&
         fits_int(dw.n_cols))
         return linear_gemm(x, n, ldx, dw, y, ldy, s);
+    if (use_fp4_b1(n, w, x, ldx))
+        return linear_fp4_b1(x, n, ldx, 1, dw, nullptr, nullptr, nullptr, nullptr, 0, y, ldy, s);
     if (use_mma(n, w, x, ldx))
         return linear_mma(x, n, ldx, 1, dw, nullptr, nullptr, nullptr, nullptr, 0, y, ldy, s, n);
     return dispatch(x, n, ldx, 1, dw, nullptr, nullptr, nullptr, nullptr, 0, y, ldy, s, n);
@@ -1345,6 +1326,9 @@ Status linear_grouped(const float* x, int64_t n_pairs, int64_t ldx, int64_t x_di
         return grouped_gemm_dispatch(x, n_pairs, ldx, x_div, table, dp, perm, chunks, n_chunks, max_chunks, y,
                                      ldy, s);
     const int64_t hint = max_per_expert > 0 ? max_per_expert : kLinearTok;
+    if (use_fp4_b1(hint, proto, x, ldx))
+        return linear_fp4_b1(x, n_pairs, ldx, x_div, dp, table, perm, chunks, n_chunks, max_chunks, y, ldy,
+                             s);
     if (use_mma(hint, proto, x, ldx))
         return linear_mma(x, n_pairs, ldx, x_div, dp, table, perm, chunks, n_chunks, max_chunks, y, ldy, s,
                           hint);
