@@ -128,24 +128,12 @@ __global__ void __launch_bounds__(kThreads, MINB)
         const int64_t orow = chunks ? int64_t(blk.prow[p0]) : blk.t0 + p0;
         const float4* xr = reinterpret_cast<const float4*>(x + (x_div == 1 ? orow : orow / x_div) * ldx);
         if (chunks || p0 > 0) prime();
-        // ---- stage x: max|x| (block), then the scaled hi / lo pieces; rows up to kRegUnits float4 per
-        // thread are read once (kept in registers), longer ones twice
-        constexpr int kRegUnits = 4;
-        const bool in_regs = K / 4 <= kRegUnits * kThreads;
-        float4 xv[kRegUnits];
+        // ---- stage x: max|x| (block), then the scaled hi / lo pieces (x read twice: keeping it in
+        // registers across the barrier spilled the span pointer at the 3-CTA register cap)
         float mx = 0.0f;
-        auto absmax = [](float4 v) {
-            return fmaxf(fmaxf(fabsf(v.x), fabsf(v.y)), fmaxf(fabsf(v.z), fabsf(v.w)));
-        };
-        if (in_regs) {
-#pragma unroll
-            for (int i = 0; i < kRegUnits; ++i) {
-                const int64_t u = tid + int64_t(i) * kThreads;
-                xv[i] = u < K / 4 ? __ldg(xr + u) : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-                mx = fmaxf(mx, absmax(xv[i]));
-            }
-        } else {
-            for (int64_t u = tid; u < K / 4; u += kThreads) mx = fmaxf(mx, absmax(__ldg(xr + u)));
+        for (int64_t u = tid; u < K / 4; u += kThreads) {
+            const float4 v = __ldg(xr + u);
+            mx = fmaxf(mx, fmaxf(fmaxf(fabsf(v.x), fabsf(v.y)), fmaxf(fabsf(v.z), fabsf(v.w))));
         }
         mx = warp_max(mx);
         if (lane == 0) s_red[warp] = mx;
@@ -167,15 +155,7 @@ __global__ void __launch_bounds__(kThreads, MINB)
             *reinterpret_cast<uint2*>(d) = make_uint2(h2_bits(h02), h2_bits(h13));
             *reinterpret_cast<uint2*>(d + 16) = make_uint2(h2_bits(l02), h2_bits(l13));
         };
-        if (in_regs) {
-#pragma unroll
-            for (int i = 0; i < kRegUnits; ++i) {
-                const int64_t u = tid + int64_t(i) * kThreads;
-                if (u < K / 4) put(u, xv[i]);
-            }
-        } else {
-            for (int64_t u = tid; u < K / 4; u += kThreads) put(u, __ldg(xr + u));
-        }
+        for (int64_t u = tid; u < K / 4; u += kThreads) put(u, __ldg(xr + u));
         __syncthreads();
         // ---- the warp's spans
         const unsigned char* bp =

@@ -421,9 +421,91 @@ __device__ __forceinline__ float mix_y(const float* x, int64_t D, const float* p
     return ssq;
 }
 
+// Grid barrier of the cooperative fused path (decode: one token tile, every CTA resident — the launch is
+// cooperative), on two words of the stream's arrival counters: bar[0] counts arrivals (atomicInc wraps it
+// back to 0 at the S-th, so it is left zero), bar[1] is a generation the last arrival bumps. Thread 0 of
+// each CTA, after a __syncthreads() that follows every thread's __threadfence(): arrive returns the
+// generation seen before arriving; wait spins until it moves on (acquire), then fences.
+__device__ __forceinline__ unsigned ld_acquire_gpu(const unsigned* p) {
+    unsigned v;
+    asm volatile("ld.acquire.gpu.global.u32 %0, [%1];\n" : "=r"(v) : "l"(p) : "memory");
+    return v;
+}
+__device__ __forceinline__ unsigned grid_arrive(unsigned* bar, unsigned S) {
+    const unsigned g0 = ld_acquire_gpu(bar + 1);
+    __threadfence();
+    if (atomicInc(bar, S - 1) == S - 1) {
+        __threadfence();  // every arrival (and the writes each one fenced) before the new generation
+        atomicAdd(bar + 1, 1u);
+    }
+    return g0;
+}
+__device__ __forceinline__ void grid_wait(const unsigned* bar, unsigned g0) {
+    while (ld_acquire_gpu(bar + 1) == g0) {
+    }
+    __threadfence();
+}
+
+// The cooperative path after barrier 1 (every CTA has reduced the partials into s_mu / s_pre): warp 0
+// forms y = Σ_j pre_j·x'_j for the CTA's 32 columns from the x' it still holds in registers; without
+// norm_w it writes y, with norm_w it writes the slice's Σy² per token ([n, S] after part's [n, M+1, S]),
+// passes a second grid barrier (the Sinkhorn of CTA 0 runs while it waits) and writes RMSNorm_w(y) with the
+// slices' Σy² summed in slice order. CTA 0's warps < nt run post/Sinkhorn (sinkhorn_warp).
+template <int HC, int TOK>
+__device__ __forceinline__ void coop_finish(const MixArgs& a, const float (&x)[TOK][HC], const float* s_pre,
+                                            const float* s_mu, int mu_stride, int nt, unsigned* bar) {
+    constexpr int M = (2 + HC) * HC;
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const int64_t D = a.D, S = gridDim.y, s = blockIdx.y, d = s * a.chunk + lane;
+    const bool ok = d < D;
+    float* yss = a.part + a.n * (M + 1) * S;
+    float yv[TOK];
+    if (warp == 0) {
+#pragma unroll
+        for (int u = 0; u < TOK; ++u) {
+            float v = 0.0f;
+#pragma unroll
+            for (int j = 0; j < HC; ++j) v += s_pre[u * HC + j] * x[u][j];
+            yv[u] = ok && u < nt ? v : 0.0f;
+            if (a.norm_w == nullptr) {
+                if (ok && u < nt) a.y[u * D + d] = yv[u];
+            } else {
+                const float q = warp_sum(yv[u] * yv[u]);
+                if (lane == 0 && u < nt) yss[u * S + s] = q;
+            }
+        }
+    }
+    auto sinkhorn = [&] {
+        if (s == 0 && warp < nt)
+            sinkhorn_warp<HC>(s_mu + warp * mu_stride, a.base, a.scale, a.iters, a.eps,
+                              a.post_out + warp * HC, a.comb_out + warp * HC * HC);
+    };
+    if (a.norm_w == nullptr) {
+        sinkhorn();
+        return;
+    }
+    __threadfence();
+    __syncthreads();
+    unsigned g0 = 0;
+    if (threadIdx.x == 0) g0 = grid_arrive(bar, unsigned(S));
+    sinkhorn();
+    if (threadIdx.x == 0) grid_wait(bar, g0);
+    __syncthreads();
+    if (warp != 0) return;
+#pragma unroll
+    for (int u = 0; u < TOK; ++u) {
+        if (u >= nt) continue;
+        float v = 0.0f;
+        for (int64_t j = lane; j < S; j += 32) v += __ldcg(yss + u * S + j);
+        v = warp_sum(v);
+        const float inv = 1.0f / sqrtf(v / float(D) + a.norm_eps);
+        if (ok) a.y[u * D + d] = yv[u] * inv * a.norm_w[d];
+    }
+}
+
 // NOTE: (kThreads, 1): with the plain bound ptxas capped hc 2/3 at 64–80 registers and spilled 16–24 B;
 // now 64–168 registers, no spills (hc 4 post: 168, one CTA per SM).
-template <int HC, bool kPost>
+template <int HC, bool kPost, bool kCoop>
 __global__ void __launch_bounds__(kThreads, 1) hc_mix_fused_kernel(MixArgs a) {
     pdl_wait();
     constexpr int M = (2 + HC) * HC, TOK = mix_tok(HC), R = (M + kWarps - 1) / kWarps;
@@ -449,10 +531,10 @@ __global__ void __launch_bounds__(kThreads, 1) hc_mix_fused_kernel(MixArgs a) {
 #pragma unroll
         for (int r = 0; r < R; ++r) acc[r][u] = 0.0f;
     }
+    float x[TOK][HC];  // kCoop (one pass: chunk == kMixCols): kept for y after the grid barrier
     for (int64_t c = d_begin; c < d_end; c += kMixCols) {
         const int64_t d = c + lane;
         const bool ok = d < d_end;
-        float x[TOK][HC];
 #pragma unroll
         for (int u = 0; u < TOK; ++u) {
             const bool in = ok && u < nt;
@@ -517,10 +599,15 @@ __global__ void __launch_bounds__(kThreads, 1) hc_mix_fused_kernel(MixArgs a) {
             if (lane == 0 && u < nt) a.part[((t0 + u) * (M + 1) + M) * S + s] = v;
         }
     }
-    // ---- 3: the last CTA of the tile finishes it (release: every writer fences before the barrier)
+    // ---- 3: the last CTA of the tile finishes it (release: every writer fences before the barrier);
+    // kCoop: every CTA goes on after a grid barrier
     __threadfence();
     __syncthreads();
-    if (S > 1) {
+    unsigned* bar = a.arrivals + (kMaxArrivals - 2);
+    if (kCoop) {
+        if (threadIdx.x == 0) grid_wait(bar, grid_arrive(bar, unsigned(S)));
+        __syncthreads();
+    } else if (S > 1) {
         if (threadIdx.x == 0)
             s_last = atomicInc(a.arrivals + blockIdx.x, unsigned(S - 1)) == unsigned(S - 1) ? 1u : 0u;
         __syncthreads();
@@ -557,6 +644,10 @@ __global__ void __launch_bounds__(kThreads, 1) hc_mix_fused_kernel(MixArgs a) {
         if (m < HC) s_pre[u][m] = sigmoid_dev(a.scale[0] * v + a.base[m]) + a.eps;
     }
     __syncthreads();
+    if (kCoop) {
+        coop_finish<HC, TOK>(a, x, &s_pre[0][0], &s_mu[0][0], M + 1, nt, bar);
+        return;
+    }
     if (warp < nt)
         sinkhorn_warp<HC>(&s_mu[warp][0], a.base, a.scale, a.iters, a.eps, a.post_out + (t0 + warp) * HC,
                           a.comb_out + (t0 + warp) * HC * HC);
@@ -648,48 +739,97 @@ Result<unsigned*> arrival_counters(cudaStream_t s) {
     return c;
 }
 
-template <int HC>
-void mix_fused_launch(const MixArgs& a, dim3 grid, bool post, cudaStream_t s) {
-    if (post)
-        launch_pdl(hc_mix_fused_kernel<HC, true>, grid, kThreads, 0, s, a);
+template <int HC, bool kPost>
+void mix_fused_launch_t(const MixArgs& a, dim3 grid, bool coop, cudaStream_t s) {
+    if (coop)
+        launch_pdl_coop(hc_mix_fused_kernel<HC, kPost, true>, grid, kThreads, 0, s, a);
     else
-        launch_pdl(hc_mix_fused_kernel<HC, false>, grid, kThreads, 0, s, a);
+        launch_pdl(hc_mix_fused_kernel<HC, kPost, false>, grid, kThreads, 0, s, a);
+}
+template <int HC>
+void mix_fused_launch(const MixArgs& a, dim3 grid, bool post, bool coop, cudaStream_t s) {
+    if (post)
+        mix_fused_launch_t<HC, true>(a, grid, coop, s);
+    else
+        mix_fused_launch_t<HC, false>(a, grid, coop, s);
+}
+
+// Whether one token tile's S slices can all be resident at once (cooperative launch of the kernel).
+template <int HC>
+bool coop_fits(bool post, int64_t S) {
+    int dev = 0, sms = 0, coop = 0, per_sm = 0;
+    if (cudaGetDevice(&dev) != cudaSuccess ||
+        cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) ||
+        cudaDeviceGetAttribute(&coop, cudaDevAttrCooperativeLaunch, dev) ||
+        cudaOccupancyMaxActiveBlocksPerMultiprocessor(
+            &per_sm, post ? hc_mix_fused_kernel<HC, true, true> : hc_mix_fused_kernel<HC, false, true>,
+            kThreads, 0) != cudaSuccess) {
+        cudaGetLastError();
+        return false;
+    }
+    return coop != 0 && int64_t(per_sm) * sms >= S;
+}
+
+// DSV4_HC_COOP: 1 (default) = a decode-sized call (one token tile, 32 columns per CTA, all CTAs resident)
+// finishes on every CTA after a grid barrier (coop_finish); 0 = the last CTA finishes alone.
+bool want_coop(const MixPlan& p, int64_t hc, bool post) {
+    static const int mode = env_choice("DSV4_HC_COOP", 1, 1);
+    if (mode == 0 || p.tiles != 1 || p.chunk != kMixCols || p.S < 2) return false;
+    switch (hc) {
+        case 1:
+            return coop_fits<1>(post, p.S);
+        case 2:
+            return coop_fits<2>(post, p.S);
+        case 3:
+            return coop_fits<3>(post, p.S);
+        case 4:
+            return coop_fits<4>(post, p.S);
+        case 5:
+            return coop_fits<5>(post, p.S);
+        case 6:
+            return coop_fits<6>(post, p.S);
+        case 7:
+            return coop_fits<7>(post, p.S);
+        default:
+            return coop_fits<8>(post, p.S);
+    }
 }
 
 Status hc_fused_launch(MixArgs a, int64_t hc, bool post, cudaStream_t s) {
     const MixPlan p = mix_plan(a.n, hc, a.D);
     a.chunk = p.chunk;
     a.arrivals = nullptr;
+    const bool coop = want_coop(p, hc, post);
     if (p.S > 1) {
-        if (p.tiles > kMaxArrivals)
+        if (p.tiles > kMaxArrivals - 2)
             return error("cuda::hc_pre: {} tiles exceed the arrival counters", p.tiles);
         DSV4_TRY_ASSIGN(a.arrivals, arrival_counters(s));
     }
     const dim3 grid(unsigned(p.tiles), unsigned(p.S));
     switch (hc) {
         case 1:
-            mix_fused_launch<1>(a, grid, post, s);
+            mix_fused_launch<1>(a, grid, post, coop, s);
             break;
         case 2:
-            mix_fused_launch<2>(a, grid, post, s);
+            mix_fused_launch<2>(a, grid, post, coop, s);
             break;
         case 3:
-            mix_fused_launch<3>(a, grid, post, s);
+            mix_fused_launch<3>(a, grid, post, coop, s);
             break;
         case 4:
-            mix_fused_launch<4>(a, grid, post, s);
+            mix_fused_launch<4>(a, grid, post, coop, s);
             break;
         case 5:
-            mix_fused_launch<5>(a, grid, post, s);
+            mix_fused_launch<5>(a, grid, post, coop, s);
             break;
         case 6:
-            mix_fused_launch<6>(a, grid, post, s);
+            mix_fused_launch<6>(a, grid, post, coop, s);
             break;
         case 7:
-            mix_fused_launch<7>(a, grid, post, s);
+            mix_fused_launch<7>(a, grid, post, coop, s);
             break;
         default:
-            mix_fused_launch<8>(a, grid, post, s);
+            mix_fused_launch<8>(a, grid, post, coop, s);
             break;
     }
     DSV4_CUDA_LAUNCH_CHECK("hc_mix_fused_kernel");
@@ -736,7 +876,7 @@ __global__ void hc_expand_kernel(const float* h, int64_t n, int hc, int64_t D, f
 int64_t hc_work_floats(int64_t n, int64_t hc, int64_t D) {
     if (n <= 0 || hc < 1 || D <= 0) return 0;
     const int64_t S = std::max(hc_plan(n, hc, D).S, mix_plan(n, hc, D).S);  // head split path, fused path
-    return n * ((2 + hc) * hc + 1) * S;
+    return n * ((2 + hc) * hc + 2) * S;  // + [n, S] Σy² slices of the cooperative path
 }
 
 Status hc_pre(const float* X, int64_t n, int64_t hc, int64_t D, const float* fn, const float* base,

@@ -28,21 +28,34 @@ __device__ __forceinline__ void pdl_wait() {
     asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
 }
 
-// k<<<grid, block, smem, s>>>(args...) with the PDL attribute; errors are left for DSV4_CUDA_LAUNCH_CHECK
+// k<<<grid, block, smem, s>>>(args...) with the PDL attribute (and, cooperative, the cooperative-launch
+// attribute: every CTA resident at once, or the launch fails); errors are left for DSV4_CUDA_LAUNCH_CHECK
 // (cudaGetLastError), as with <<<>>>.
 template <typename... P, typename... A>
-void launch_pdl(void (*k)(P...), dim3 grid, dim3 block, size_t smem, cudaStream_t s, A&&... args) {
-    cudaLaunchAttribute attr[1];
+void launch_pdl_ex(bool cooperative, void (*k)(P...), dim3 grid, dim3 block, size_t smem, cudaStream_t s,
+                   A&&... args) {
+    cudaLaunchAttribute attr[2];
     attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
     attr[0].val.programmaticStreamSerializationAllowed = pdl_enabled() ? 1 : 0;
+    attr[1].id = cudaLaunchAttributeCooperative;
+    attr[1].val.cooperative = 1;
     cudaLaunchConfig_t cfg{};
     cfg.gridDim = grid;
     cfg.blockDim = block;
     cfg.dynamicSmemBytes = smem;
     cfg.stream = s;
     cfg.attrs = attr;
-    cfg.numAttrs = 1;
+    cfg.numAttrs = cooperative ? 2 : 1;
     (void)cudaLaunchKernelEx(&cfg, k, std::forward<A>(args)...);
+}
+template <typename... P, typename... A>
+void launch_pdl(void (*k)(P...), dim3 grid, dim3 block, size_t smem, cudaStream_t s, A&&... args) {
+    launch_pdl_ex(false, k, grid, block, smem, s, std::forward<A>(args)...);
+}
+// For kernels with grid-wide barriers (hc_sm90.cu's decode path).
+template <typename... P, typename... A>
+void launch_pdl_coop(void (*k)(P...), dim3 grid, dim3 block, size_t smem, cudaStream_t s, A&&... args) {
+    launch_pdl_ex(true, k, grid, block, smem, s, std::forward<A>(args)...);
 }
 
 // Lets Kernel take `bytes` of dynamic shared memory (the attribute, once per kernel and device; every call
