@@ -424,8 +424,9 @@ __device__ __forceinline__ float mix_y(const float* x, int64_t D, const float* p
 // Grid barrier of the cooperative fused path (decode: one token tile, every CTA resident — the launch is
 // cooperative), on two words of the stream's arrival counters: bar[0] counts arrivals (atomicInc wraps it
 // back to 0 at the S-th, so it is left zero), bar[1] is a generation the last arrival bumps. Thread 0 of
-// each CTA, after a __syncthreads() that follows every thread's __threadfence(): arrive returns the
-// generation seen before arriving; wait spins until it moves on (acquire), then fences.
+// each CTA, after a __syncthreads() (its fence releases the whole CTA's writes, as in cooperative groups'
+// grid sync): arrive returns the generation seen before arriving; wait spins until it moves on (acquire),
+// then fences; a __syncthreads() after the wait lets the CTA go on.
 __device__ __forceinline__ unsigned ld_acquire_gpu(const unsigned* p) {
     unsigned v;
     asm volatile("ld.acquire.gpu.global.u32 %0, [%1];\n" : "=r"(v) : "l"(p) : "memory");
@@ -484,8 +485,7 @@ __device__ __forceinline__ void coop_finish(const MixArgs& a, const float (&x)[T
         sinkhorn();
         return;
     }
-    __threadfence();
-    __syncthreads();
+    __syncthreads();  // warp 0's Σy² slices, released by thread 0's fence in grid_arrive
     unsigned g0 = 0;
     if (threadIdx.x == 0) g0 = grid_arrive(bar, unsigned(S));
     sinkhorn();
@@ -507,16 +507,28 @@ __device__ __forceinline__ void coop_finish(const MixArgs& a, const float (&x)[T
 // now 64–168 registers, no spills (hc 4 post: 168, one CTA per SM).
 template <int HC, bool kPost, bool kCoop>
 __global__ void __launch_bounds__(kThreads, 1) hc_mix_fused_kernel(MixArgs a) {
-    pdl_wait();
     constexpr int M = (2 + HC) * HC, TOK = mix_tok(HC), R = (M + kWarps - 1) / kWarps;
     __shared__ float s_post[TOK][HC], s_comb[TOK][HC * HC], s_mu[TOK][M + 1], s_pre[TOK][HC];
     __shared__ float s_red[TOK][kWarps], s_inv[TOK];
     __shared__ unsigned s_last;
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     const int64_t D = a.D, len = HC * D, S = gridDim.y, s = blockIdx.y;
+    const int64_t d_begin = s * a.chunk, d_end = d_begin + a.chunk < D ? d_begin + a.chunk : D;
+    // kCoop (one pass of 32 columns): the fn values of the pass before the wait — fn is a weight, no kernel
+    // writes it (launch.cuh's exception), so its DRAM latency overlaps the previous kernel's tail
+    float fpre[kCoop ? R : 1][HC];
+    if (kCoop)
+#pragma unroll
+        for (int r = 0; r < R; ++r) {
+            const int m = warp + kWarps * r;
+            const int64_t d = d_begin + lane;
+#pragma unroll
+            for (int k = 0; k < HC; ++k)
+                fpre[r][k] = m < M && d < d_end ? __ldg(a.fn + int64_t(m) * len + k * D + d) : 0.0f;
+        }
+    pdl_wait();
     const int64_t t0 = int64_t(blockIdx.x) * TOK;
     const int nt = int(a.n - t0 < TOK ? a.n - t0 : TOK);
-    const int64_t d_begin = s * a.chunk, d_end = d_begin + a.chunk < D ? d_begin + a.chunk : D;
     if (kPost) {
         for (int i = threadIdx.x; i < nt * HC; i += kThreads) (&s_post[0][0])[i] = a.post[t0 * HC + i];
         for (int i = threadIdx.x; i < nt * HC * HC; i += kThreads)
@@ -573,7 +585,7 @@ __global__ void __launch_bounds__(kThreads, 1) hc_mix_fused_kernel(MixArgs a) {
                 const float* f = a.fn + int64_t(m) * len + d;
                 float fv[HC];
 #pragma unroll
-                for (int k = 0; k < HC; ++k) fv[k] = ok ? f[k * D] : 0.0f;
+                for (int k = 0; k < HC; ++k) fv[k] = kCoop ? fpre[kCoop ? r : 0][k] : ok ? f[k * D] : 0.0f;
 #pragma unroll
                 for (int u = 0; u < TOK; ++u)
 #pragma unroll
@@ -599,20 +611,23 @@ __global__ void __launch_bounds__(kThreads, 1) hc_mix_fused_kernel(MixArgs a) {
             if (lane == 0 && u < nt) a.part[((t0 + u) * (M + 1) + M) * S + s] = v;
         }
     }
-    // ---- 3: the last CTA of the tile finishes it (release: every writer fences before the barrier);
-    // kCoop: every CTA goes on after a grid barrier
-    __threadfence();
+    // ---- 3: the last CTA of the tile finishes it; kCoop: every CTA goes on after a grid barrier. Fences
+    // as cooperative groups' grid sync: the CTA barrier, then thread 0 alone fences (release) before its
+    // atomic and again (acquire) before the barrier that lets the CTA read the others' partials and X'
+    // through L2 (__ldcg). (Every thread fencing was 13 % of the partial pass's stall samples.)
     __syncthreads();
     unsigned* bar = a.arrivals + (kMaxArrivals - 2);
     if (kCoop) {
         if (threadIdx.x == 0) grid_wait(bar, grid_arrive(bar, unsigned(S)));
         __syncthreads();
     } else if (S > 1) {
-        if (threadIdx.x == 0)
+        if (threadIdx.x == 0) {
+            __threadfence();
             s_last = atomicInc(a.arrivals + blockIdx.x, unsigned(S - 1)) == unsigned(S - 1) ? 1u : 0u;
+            if (s_last) __threadfence();
+        }
         __syncthreads();
         if (s_last == 0u) return;
-        __threadfence();  // acquire: the other CTAs' partials and X' are read through L2 (__ldcg) below
     }
     // reduce: warp per (token, row), lanes over slices in order, 4 rows per warp in flight
     const int nq = nt * (M + 1);
