@@ -88,40 +88,52 @@ DSV4_OP_CASES(LinearGemmCase, {DType::f32, 16, 37, 53, 0, 3, 5}, {DType::f32, 30
               {DType::fp4_e2m1, 300, 129, 1056, 0, 0, 0}, {DType::fp4_e2m1, 64, 17, 4096, 5, 4, 3},
               {DType::fp4_e2m1, 15, 129, 1056, 0, 0, 0}, {DType::fp4_e2m1, 16, 16400, 4096, 0, 0, 0});
 
-// ---------------------------------------------------------------------- linear_fp4_b1 (batch-1 FP4)
-// The tensor-core FP4 kernel called directly (cuda::linear routes n = 1 here too): x of any magnitude (its
-// power-of-two prescale), an all-zero row, one 128-k span for 8 K ranges, K = 16384 (> 48 KB of shared
-// memory), N not a multiple of the 16-row tile, several rows (one pass each), ldx > K with NaN padding.
-struct LinearFp4B1Case : OpCase {
+// ------------------------------------------------------------------- linear_b1 (batch-1 FP4 / FP8)
+// The tensor-core batch-1 kernel called directly (cuda::linear routes n = 1 FP4 here too): x of any
+// magnitude (its power-of-two prescale), an all-zero row, one 128-k span for 8 K ranges, K = 16384 (> 48 KB
+// of shared memory), N not a multiple of the 16-row tile, several rows (one pass each), ldx > K with NaN
+// padding; FP8 with the Flash decode shapes (wq_b, wo_b, shared w1) and a row view starting mid-block.
+struct LinearB1Case : OpCase {
     struct P {
+        DType dt;
         int64_t n, N, K;
-        float xmag;  // x uniform in [−xmag, xmag]; row 0 all zero when xmag is 0
+        float xmag;      // x uniform in [−xmag, xmag]; row 0 all zero when xmag is 0
+        int64_t r0 = 0;  // row view: rows r0 .. r0+N−1 of a larger weight
     } p;
     HostWeight w;
     cpu_vec x;  // [n, K]
     int64_t ldx() const { return p.K + 4; }
-    std::string op() const override { return "linear_fp4_b1"; }
-    std::string vars() const override { return fmt::format("n={},N={},K={},xmag={}", p.n, p.N, p.K, p.xmag); }
+    WeightRef view(const WeightRef& full) const { return p.r0 == 0 ? full : full.rows(p.r0, p.N); }
+    std::string op() const override { return "linear_b1"; }
+    std::string vars() const override {
+        return fmt::format("type={},n={},N={},K={},xmag={},view={}", dtype_name(p.dt), p.n, p.N, p.K, p.xmag,
+                           p.r0);
+    }
     void init(Rng& rng) override {
-        w = random_weight(rng, DType::fp4_e2m1, p.N, p.K);
+        w = random_weight(rng, p.dt, p.r0 == 0 ? p.N : p.r0 + p.N + 5, p.K);
         x = rng.uniform_vec(p.n * p.K, -1.0f, 1.0f);
         for (float& v : x) v *= p.xmag == 0.0f ? 1.0f : p.xmag;
         if (p.xmag == 0.0f) std::fill_n(x.begin(), p.K, 0.0f);
     }
     std::vector<OutSpec> outputs() const override { return {{"y", OutKind::f32, p.n * p.N}}; }
-    void run_cpu(const Outs& o) override { cpu::linear(x.data(), p.n, w.ref, o.f(0)); }
+    void run_cpu(const Outs& o) override { cpu::linear(x.data(), p.n, view(w.ref), o.f(0)); }
 #if DSV4_HAVE_CUDA
     Status run_cuda(Dev& dev, const Outs& o) override {
-        const WeightRef d = dev.weight(w);
+        const WeightRef d = view(dev.weight(w));
         const float* xd = dev.up(pad_rows(x, p.n, p.K, ldx()));
-        if (!cuda::linear_fp4_b1_ok(d, xd, ldx())) return error("linear_fp4_b1_ok refused the case");
-        return cuda::linear_fp4_b1(xd, p.n, ldx(), 1, cuda::DevWeight::from(d), nullptr, nullptr, nullptr,
-                                   nullptr, 0, o.f(0), p.N, dev.stream);
+        if (!cuda::linear_b1_ok(d, xd, ldx())) return error("linear_b1_ok refused the case");
+        return cuda::linear_b1(xd, p.n, ldx(), 1, cuda::DevWeight::from(d), nullptr, nullptr, nullptr,
+                               nullptr, 0, o.f(0), p.N, dev.stream);
     }
 #endif
 };
-DSV4_OP_CASES(LinearFp4B1Case, {1, 2048, 4096, 1.0f}, {1, 4096, 2048, 3e4f}, {3, 17, 4096, 1e-20f},
-              {2, 40, 128, 1e20f}, {2, 1, 256, 0.0f}, {1, 300, 16384, 7.0f}, {4, 520, 1024, 1.0f});
+DSV4_OP_CASES(LinearB1Case, {DType::fp4_e2m1, 1, 2048, 4096, 1.0f}, {DType::fp4_e2m1, 1, 4096, 2048, 3e4f},
+              {DType::fp4_e2m1, 3, 17, 4096, 1e-20f}, {DType::fp4_e2m1, 2, 40, 128, 1e20f},
+              {DType::fp4_e2m1, 2, 1, 256, 0.0f}, {DType::fp4_e2m1, 1, 300, 16384, 7.0f},
+              {DType::fp4_e2m1, 4, 520, 1024, 1.0f}, {DType::f8_e4m3, 1, 32768, 1024, 1.0f},
+              {DType::f8_e4m3, 1, 4096, 8192, 2e3f}, {DType::f8_e4m3, 1, 2048, 4096, 1.0f},
+              {DType::f8_e4m3, 3, 200, 384, 1e-20f}, {DType::f8_e4m3, 2, 33, 128, 1e20f},
+              {DType::f8_e4m3, 2, 1, 256, 0.0f}, {DType::f8_e4m3, 1, 130, 1024, 1.0f, 72});
 
 // ------------------------------------------------------------------------ linear_grouped, many pairs
 // Pairs p = token·k + slot of n_tok tokens (x_div = k: w1/w3, x rows are tokens) or of n_tok·k rows of

@@ -1194,10 +1194,16 @@ bool use_mma(int64_t rows, const WeightRef& w, const float* x, int64_t ldx) {
 }
 
 // DSV4_FP4_B1: 1 (default) = one-row FP4 linears (and grouped calls with one pair per expert) on the
-// tensor-core kernel of gemv_fp4_sm90.cu; 0 = the GEMV kernel.
-bool use_fp4_b1(int64_t rows, const WeightRef& w, const float* x, int64_t ldx) {
-    static const int m = env_choice("DSV4_FP4_B1", 1, 1);
-    return m == 1 && rows == 1 && linear_fp4_b1_ok(w, x, ldx);
+// tensor-core kernel of gemv_b1_sm90.cu; 0 = the GEMV kernel. DSV4_FP8_B1: the same for FP8, 2 (default)
+// = for weights of ≥ kB1MinRowsFp8 rows (H200 graph-timed: wq_b 12.8 → 11.3 µs, wo_b 12.5 → 11.9, shared
+// w1 6.1 → 5.0, but wq_a's 1024 rows 3.5 → 4.2), 1 = every FP8 weight, 0 = none.
+constexpr int64_t kB1MinRowsFp8 = 2048;
+bool use_b1(int64_t rows, const WeightRef& w, const float* x, int64_t ldx) {
+    static const int fp4 = env_choice("DSV4_FP4_B1", 1, 1), fp8 = env_choice("DSV4_FP8_B1", 2, 2);
+    bool on = false;
+    if (w.dtype == DType::fp4_e2m1) on = fp4 == 1;
+    if (w.dtype == DType::f8_e4m3) on = fp8 == 1 || (fp8 == 2 && w.n_rows >= kB1MinRowsFp8);
+    return on && rows == 1 && linear_b1_ok(w, x, ldx);
 }
 
 bool capturing(cudaStream_t s) {
@@ -1219,8 +1225,8 @@ Status linear(const float* x, int64_t n, int64_t ldx, const WeightRef& w, float*
         ldy >= dw.n_rows && fits_int(n) && fits_int(ldx) && fits_int(ldy) && fits_int(dw.n_rows) &&
         fits_int(dw.n_cols))
         return linear_gemm(x, n, ldx, dw, y, ldy, s);
-    if (use_fp4_b1(n, w, x, ldx))
-        return linear_fp4_b1(x, n, ldx, 1, dw, nullptr, nullptr, nullptr, nullptr, 0, y, ldy, s);
+    if (use_b1(n, w, x, ldx))
+        return linear_b1(x, n, ldx, 1, dw, nullptr, nullptr, nullptr, nullptr, 0, y, ldy, s);
     if (use_mma(n, w, x, ldx))
         return linear_mma(x, n, ldx, 1, dw, nullptr, nullptr, nullptr, nullptr, 0, y, ldy, s, n);
     return dispatch(x, n, ldx, 1, dw, nullptr, nullptr, nullptr, nullptr, 0, y, ldy, s, n);
@@ -1326,9 +1332,8 @@ Status linear_grouped(const float* x, int64_t n_pairs, int64_t ldx, int64_t x_di
         return grouped_gemm_dispatch(x, n_pairs, ldx, x_div, table, dp, perm, chunks, n_chunks, max_chunks, y,
                                      ldy, s);
     const int64_t hint = max_per_expert > 0 ? max_per_expert : kLinearTok;
-    if (use_fp4_b1(hint, proto, x, ldx))
-        return linear_fp4_b1(x, n_pairs, ldx, x_div, dp, table, perm, chunks, n_chunks, max_chunks, y, ldy,
-                             s);
+    if (use_b1(hint, proto, x, ldx))
+        return linear_b1(x, n_pairs, ldx, x_div, dp, table, perm, chunks, n_chunks, max_chunks, y, ldy, s);
     if (use_mma(hint, proto, x, ldx))
         return linear_mma(x, n_pairs, ldx, x_div, dp, table, perm, chunks, n_chunks, max_chunks, y, ldy, s,
                           hint);

@@ -289,16 +289,17 @@ Status linear_mma(const float* x, int64_t n, int64_t ldx, int64_t x_div, const D
                   const DevWeight* table, const int32_t* perm, const int32_t* chunks, const int32_t* n_chunks,
                   int64_t max_chunks, float* y, int64_t ldy, cudaStream_t s, int64_t tok_hint);
 
-// ---- gemv_fp4_sm90.cu: the batch-1 FP4 linear on the tensor cores — y = x·Wᵀ one token row at a time
-// (dense rows, or the pairs of linear_grouped's chunk table) for packed FP4 e2m1 W with per-32 UE8M0 scales:
-// codes placed exactly in fp16, x scaled by a power of two and split into two fp16 pieces, fp16 mma.sync
-// with fp32 accumulation, block scales on fp32 partial sums; = cpu::linear up to the summation order.
-// linear_fp4_b1_ok: K % 128 == 0, K ≤ 16384, 16 B aligned codes and x rows. cuda::linear (n == 1) and
-// linear_grouped (max_per_expert == 1) route FP4 here (DSV4_FP4_B1=0 off; docs/env.md).
-bool linear_fp4_b1_ok(const WeightRef& w, const float* x, int64_t ldx);
-Status linear_fp4_b1(const float* x, int64_t n, int64_t ldx, int64_t x_div, const DevWeight& w,
-                     const DevWeight* table, const int32_t* perm, const int32_t* chunks,
-                     const int32_t* n_chunks, int64_t max_chunks, float* y, int64_t ldy, cudaStream_t s);
+// ---- gemv_b1_sm90.cu: the batch-1 linear on the tensor cores — y = x·Wᵀ one token row at a time (dense
+// rows, or the pairs of linear_grouped's chunk table) for packed FP4 e2m1 W with per-32 UE8M0 scales or
+// FP8 e4m3 W with 128x128 UE8M0 scales: codes exact in fp16, x scaled by a power of two and split into two
+// fp16 pieces, fp16 mma.sync with fp32 accumulation, block scales on fp32 partial sums; = cpu::linear up
+// to the summation order. linear_b1_ok: K % 128 == 0, K ≤ 16384, 16 B aligned codes and x rows.
+// cuda::linear (n == 1) and linear_grouped (max_per_expert == 1) route FP4 here (DSV4_FP4_B1=0 off) and
+// FP8 with DSV4_FP8_B1=1 (docs/env.md).
+bool linear_b1_ok(const WeightRef& w, const float* x, int64_t ldx);
+Status linear_b1(const float* x, int64_t n, int64_t ldx, int64_t x_div, const DevWeight& w,
+                 const DevWeight* table, const int32_t* perm, const int32_t* chunks, const int32_t* n_chunks,
+                 int64_t max_chunks, float* y, int64_t ldy, cudaStream_t s);
 
 // ---- fp8_gemm_sm90.cu: y [n, N] (row stride ldy) = act_quant(x) [n, K] · W [N, K]ᵀ in fp32 on the FP8
 // tensor cores (mma.sync e4m3, our kernel): W FP8 e4m3 + 128x128 UE8M0 or packed FP4 e2m1 + UE8M0 per 32
