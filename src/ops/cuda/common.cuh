@@ -45,6 +45,25 @@ __device__ __forceinline__ float block_max(float v, float* red) {
     return r;
 }
 
+// d += a·b on the tensor cores: mma.sync m16n8k16, row.col, fp32 accumulation; a/b fp16 pairs, or bf16
+// pairs when kBf16 (fragment layouts as the PTX ISA's m16n8k16).
+template <bool kBf16>
+__device__ __forceinline__ void mma_m16n8k16(float (&d)[4], uint32_t a0, uint32_t a1, uint32_t a2,
+                                             uint32_t a3, uint32_t b0, uint32_t b1) {
+    if constexpr (kBf16)
+        asm volatile(
+            "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+            "{%0,%1,%2,%3};\n"
+            : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+            : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+    else
+        asm volatile(
+            "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+            "{%0,%1,%2,%3};\n"
+            : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+            : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+}
+
 // i / b for the scale-block lookups: a shift for the usual power-of-two blocks (1, 32, 128), else the 64-bit
 // division (~70 instructions).
 __device__ __forceinline__ int64_t block_of(int64_t i, int64_t b) {

@@ -46,15 +46,6 @@ int64_t smem_bytes(int64_t K) {
     return kZeroBytes + K / 32 * kGroupBytes;
 }
 
-__device__ __forceinline__ void mma_f16(float (&d)[4], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3,
-                                        uint32_t b0, uint32_t b1) {
-    asm volatile(
-        "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-        "{%0,%1,%2,%3};\n"
-        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-        : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
-}
-
 // Eight codes of one word (code j = k 8i + j of the chunk) → four f16x2 words of code·2^−14:
 // r[0] = (k0, k2), r[1] = (k4, k6), r[2] = (k1, k3), r[3] = (k5, k7). A code s·eem becomes the fp16 high
 // byte s·000·eem·0 (low byte zero).
@@ -201,15 +192,15 @@ __global__ void __launch_bounds__(kThreads, MINB)
                     fp4x8_f16(word<I>(qb[b][0]), B);
                     const uint2 x0 = *reinterpret_cast<const uint2*>(bp + 32 * I);
                     const uint2 x1 = *reinterpret_cast<const uint2*>(bp + 32 * I + 8);
-                    mma_f16(c, A[0], B[0], A[2], B[2], x0.x, x0.y);
-                    mma_f16(c, A[1], B[1], A[3], B[3], x1.x, x1.y);
+                    mma_m16n8k16<false>(c, A[0], B[0], A[2], B[2], x0.x, x0.y);
+                    mma_m16n8k16<false>(c, A[1], B[1], A[3], B[3], x1.x, x1.y);
                 } else {  // words 2I, 2I+1 of the thread's 32 bytes: k 8I .. 8I+7
                     auto half = [&](auto hc) {
                         constexpr int J = 2 * I + decltype(hc)::value;
                         const uint32_t ua = word<J % 4>(qa[b][J / 4]), ub = word<J % 4>(qb[b][J / 4]);
                         const uint2 xv = *reinterpret_cast<const uint2*>(bp + 16 * J);
-                        mma_f16(c, e4m3x2_f16x2(ua), e4m3x2_f16x2(ub), e4m3x2_f16x2(ua >> 16),
-                                e4m3x2_f16x2(ub >> 16), xv.x, xv.y);
+                        mma_m16n8k16<false>(c, e4m3x2_f16x2(ua), e4m3x2_f16x2(ub), e4m3x2_f16x2(ua >> 16),
+                                            e4m3x2_f16x2(ub >> 16), xv.x, xv.y);
                     };
                     half(std::integral_constant<int, 0>{});
                     half(std::integral_constant<int, 1>{});

@@ -72,15 +72,6 @@ struct Mw<DType::fp4_e2m1> {
     }
 };
 
-__device__ __forceinline__ void mma_bf16(float (&d)[4], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3,
-                                         uint32_t b0, uint32_t b1) {
-    asm volatile(
-        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-        "{%0,%1,%2,%3};\n"
-        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-        : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
-}
-
 // x value → its three bf16 pieces (hi + mid + lo == x to 24 significant bits; each difference is exact).
 __device__ __forceinline__ void split3(float x, float& hi, float& mid, float& lo) {
     hi = __bfloat162float(__float2bfloat16_rn(x));
@@ -163,8 +154,8 @@ __global__ void __launch_bounds__(kThreads)
                         split3(xv.w, p[0][3], p[1][3], p[2][3]);
 #pragma unroll
                         for (int pc = 0; pc < 3; ++pc)
-                            mma_bf16(acc[h], va[2 * j], vb[2 * j], va[2 * j + 1], vb[2 * j + 1],
-                                     bf16x2(p[pc][0], p[pc][1]), bf16x2(p[pc][2], p[pc][3]));
+                            mma_m16n8k16<true>(acc[h], va[2 * j], vb[2 * j], va[2 * j + 1], vb[2 * j + 1],
+                                               bf16x2(p[pc][0], p[pc][1]), bf16x2(p[pc][2], p[pc][3]));
                     }
                 }
                 qa = na, qb = nb;
