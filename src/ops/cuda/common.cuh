@@ -45,6 +45,12 @@ __device__ __forceinline__ float block_max(float v, float* red) {
     return r;
 }
 
+// Word I (0..3) of a 16-byte load.
+template <int I>
+__device__ __forceinline__ uint32_t word(const uint4& q) {
+    return I == 0 ? q.x : I == 1 ? q.y : I == 2 ? q.z : q.w;
+}
+
 // d += a·b on the tensor cores: mma.sync m16n8k16, row.col, fp32 accumulation; a/b fp16 pairs, or bf16
 // pairs when kBf16 (fragment layouts as the PTX ISA's m16n8k16).
 template <bool kBf16>

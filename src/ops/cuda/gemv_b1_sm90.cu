@@ -63,11 +63,6 @@ __device__ __forceinline__ uint32_t e4m3x2_f16x2(uint32_t two) {
     return uint32_t(h.x) | (uint32_t(h.y) << 16);
 }
 
-template <int I>
-__device__ __forceinline__ uint32_t word(const uint4& q) {
-    return I == 0 ? q.x : I == 1 ? q.y : I == 2 ? q.z : q.w;
-}
-
 __device__ __forceinline__ uint32_t h2_bits(__half2 h) {
     return *reinterpret_cast<const uint32_t*>(&h);
 }

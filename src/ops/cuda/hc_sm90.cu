@@ -5,6 +5,7 @@
 // finishes); head keeps its two-kernel K-split; without one, the phase-A CTA-per-token kernels. Tested
 // against compositions of cpu::hc_pre / hc_post / hc_head / rms_norm in tests/ops; note: docs/kernels/hc.md.
 #include <algorithm>
+#include <atomic>
 #include <map>
 #include <mutex>
 #include <utility>
@@ -616,7 +617,7 @@ __global__ void __launch_bounds__(kThreads, 1) hc_mix_fused_kernel(MixArgs a) {
     // atomic and again (acquire) before the barrier that lets the CTA read the others' partials and X'
     // through L2 (__ldcg). (Every thread fencing was 13 % of the partial pass's stall samples.)
     __syncthreads();
-    unsigned* bar = a.arrivals + (kMaxArrivals - 2);
+    unsigned* bar = kCoop ? a.arrivals + (kMaxArrivals - 2) : nullptr;
     if (kCoop) {
         if (threadIdx.x == 0) grid_wait(bar, grid_arrive(bar, unsigned(S)));
         __syncthreads();
@@ -754,97 +755,85 @@ Result<unsigned*> arrival_counters(cudaStream_t s) {
     return c;
 }
 
+// Whether one token tile's S slices can all be resident at once (cooperative launch of Kernel): the
+// device's SM count × the kernel's resident CTAs per SM, queried once per kernel and device.
+template <auto Kernel>
+bool coop_fits(int64_t S) {
+    static std::atomic<int64_t>
+        cap[64];  // 0: not queried yet; else resident CTAs + 1 (1: no cooperative launch)
+    int dev = 0;
+    if (cudaGetDevice(&dev) != cudaSuccess || dev >= 64) {
+        cudaGetLastError();
+        return false;
+    }
+    int64_t c = cap[dev].load(std::memory_order_acquire);
+    if (c == 0) {
+        int sms = 0, coop = 0, per_sm = 0;
+        if (cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess ||
+            cudaDeviceGetAttribute(&coop, cudaDevAttrCooperativeLaunch, dev) != cudaSuccess ||
+            cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, Kernel, kThreads, 0) != cudaSuccess) {
+            cudaGetLastError();
+            return false;
+        }
+        c = (coop != 0 ? int64_t(per_sm) * sms : 0) + 1;
+        cap[dev].store(c, std::memory_order_release);
+    }
+    return c - 1 >= S;
+}
+
+// DSV4_HC_COOP: 1 (default) = a decode-sized call (one token tile, 32 columns per CTA, all CTAs resident)
+// finishes on every CTA after a grid barrier (coop_finish); 0 = the last CTA finishes alone.
 template <int HC, bool kPost>
-void mix_fused_launch_t(const MixArgs& a, dim3 grid, bool coop, cudaStream_t s) {
-    if (coop)
+void mix_fused_launch_t(const MixArgs& a, const MixPlan& p, cudaStream_t s) {
+    static const int mode = env_choice("DSV4_HC_COOP", 1, 1);
+    const dim3 grid(unsigned(p.tiles), unsigned(p.S));
+    if (mode == 1 && p.tiles == 1 && p.chunk == kMixCols && p.S >= 2 &&
+        coop_fits<hc_mix_fused_kernel<HC, kPost, true>>(p.S))
         launch_pdl_coop(hc_mix_fused_kernel<HC, kPost, true>, grid, kThreads, 0, s, a);
     else
         launch_pdl(hc_mix_fused_kernel<HC, kPost, false>, grid, kThreads, 0, s, a);
 }
 template <int HC>
-void mix_fused_launch(const MixArgs& a, dim3 grid, bool post, bool coop, cudaStream_t s) {
+void mix_fused_launch(const MixArgs& a, const MixPlan& p, bool post, cudaStream_t s) {
     if (post)
-        mix_fused_launch_t<HC, true>(a, grid, coop, s);
+        mix_fused_launch_t<HC, true>(a, p, s);
     else
-        mix_fused_launch_t<HC, false>(a, grid, coop, s);
-}
-
-// Whether one token tile's S slices can all be resident at once (cooperative launch of the kernel).
-template <int HC>
-bool coop_fits(bool post, int64_t S) {
-    int dev = 0, sms = 0, coop = 0, per_sm = 0;
-    if (cudaGetDevice(&dev) != cudaSuccess ||
-        cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) ||
-        cudaDeviceGetAttribute(&coop, cudaDevAttrCooperativeLaunch, dev) ||
-        cudaOccupancyMaxActiveBlocksPerMultiprocessor(
-            &per_sm, post ? hc_mix_fused_kernel<HC, true, true> : hc_mix_fused_kernel<HC, false, true>,
-            kThreads, 0) != cudaSuccess) {
-        cudaGetLastError();
-        return false;
-    }
-    return coop != 0 && int64_t(per_sm) * sms >= S;
-}
-
-// DSV4_HC_COOP: 1 (default) = a decode-sized call (one token tile, 32 columns per CTA, all CTAs resident)
-// finishes on every CTA after a grid barrier (coop_finish); 0 = the last CTA finishes alone.
-bool want_coop(const MixPlan& p, int64_t hc, bool post) {
-    static const int mode = env_choice("DSV4_HC_COOP", 1, 1);
-    if (mode == 0 || p.tiles != 1 || p.chunk != kMixCols || p.S < 2) return false;
-    switch (hc) {
-        case 1:
-            return coop_fits<1>(post, p.S);
-        case 2:
-            return coop_fits<2>(post, p.S);
-        case 3:
-            return coop_fits<3>(post, p.S);
-        case 4:
-            return coop_fits<4>(post, p.S);
-        case 5:
-            return coop_fits<5>(post, p.S);
-        case 6:
-            return coop_fits<6>(post, p.S);
-        case 7:
-            return coop_fits<7>(post, p.S);
-        default:
-            return coop_fits<8>(post, p.S);
-    }
+        mix_fused_launch_t<HC, false>(a, p, s);
 }
 
 Status hc_fused_launch(MixArgs a, int64_t hc, bool post, cudaStream_t s) {
     const MixPlan p = mix_plan(a.n, hc, a.D);
     a.chunk = p.chunk;
     a.arrivals = nullptr;
-    const bool coop = want_coop(p, hc, post);
     if (p.S > 1) {
         if (p.tiles > kMaxArrivals - 2)
             return error("cuda::hc_pre: {} tiles exceed the arrival counters", p.tiles);
         DSV4_TRY_ASSIGN(a.arrivals, arrival_counters(s));
     }
-    const dim3 grid(unsigned(p.tiles), unsigned(p.S));
     switch (hc) {
         case 1:
-            mix_fused_launch<1>(a, grid, post, coop, s);
+            mix_fused_launch<1>(a, p, post, s);
             break;
         case 2:
-            mix_fused_launch<2>(a, grid, post, coop, s);
+            mix_fused_launch<2>(a, p, post, s);
             break;
         case 3:
-            mix_fused_launch<3>(a, grid, post, coop, s);
+            mix_fused_launch<3>(a, p, post, s);
             break;
         case 4:
-            mix_fused_launch<4>(a, grid, post, coop, s);
+            mix_fused_launch<4>(a, p, post, s);
             break;
         case 5:
-            mix_fused_launch<5>(a, grid, post, coop, s);
+            mix_fused_launch<5>(a, p, post, s);
             break;
         case 6:
-            mix_fused_launch<6>(a, grid, post, coop, s);
+            mix_fused_launch<6>(a, p, post, s);
             break;
         case 7:
-            mix_fused_launch<7>(a, grid, post, coop, s);
+            mix_fused_launch<7>(a, p, post, s);
             break;
         default:
-            mix_fused_launch<8>(a, grid, post, coop, s);
+            mix_fused_launch<8>(a, p, post, s);
             break;
     }
     DSV4_CUDA_LAUNCH_CHECK("hc_mix_fused_kernel");

@@ -195,10 +195,6 @@ constexpr int gemv_rows() {
     return DT == DType::fp4_e2m1 || T == 8 ? 2 : 4;
 }
 
-template <int I>
-__device__ __forceinline__ uint32_t word(const uint4& q) {
-    return I == 0 ? q.x : I == 1 ? q.y : I == 2 ? q.z : q.w;
-}
 __device__ __forceinline__ float2 e4m3x2_lo(uint32_t u) {
     return e4m3x2_to_f32(uint16_t(u & 0xffffu));
 }
