@@ -204,24 +204,33 @@ void print_kernel_lines(double bw, double fp8_peak, bool linear_lines, bool gemm
         const char* name;
         DType dt;
         int64_t N, K, groups;  // groups > 1: one grouped call over that many experts of m pairs each
+        cuda::LinearBench kind = cuda::LinearBench::plain;
     };
     const int64_t D = 4096;
-    const Shape shapes[] = {
-        {"wq_a", DType::f8_e4m3, 1024, D, 1},          {"wq_b", DType::f8_e4m3, 32768, 1024, 1},
-        {"wo_b", DType::f8_e4m3, D, 8192, 1},          {"shared w1", DType::f8_e4m3, 2048, D, 1},
-        {"expert w1", DType::fp4_e2m1, 2048, D, 1},    {"expert w2", DType::fp4_e2m1, D, 2048, 1},
-        {"6 experts w1", DType::fp4_e2m1, 2048, D, 6}, {"6 experts w2", DType::fp4_e2m1, D, 2048, 6},
-        {"compressor wkv", DType::bf16, 1024, D, 1},   {"head", DType::bf16, 129280, D, 1}};
+    const Shape shapes[] = {{"wq_a", DType::f8_e4m3, 1024, D, 1},
+                            {"wq_b", DType::f8_e4m3, 32768, 1024, 1},
+                            {"wo_b", DType::f8_e4m3, D, 8192, 1},
+                            {"shared w1", DType::f8_e4m3, 2048, D, 1},
+                            {"expert w1", DType::fp4_e2m1, 2048, D, 1},
+                            {"expert w2", DType::fp4_e2m1, D, 2048, 1},
+                            {"6 experts w1", DType::fp4_e2m1, 2048, D, 6},
+                            {"6 experts w2", DType::fp4_e2m1, D, 2048, 6},
+                            {"6 experts w1+w3", DType::fp4_e2m1, 2048, D, 6, cuda::LinearBench::glu},
+                            {"wo_a (8 groups)", DType::f8_e4m3, 1024, D, 8, cuda::LinearBench::multi},
+                            {"compressor wkv", DType::bf16, 1024, D, 1},
+                            {"head", DType::bf16, 129280, D, 1}};
     for (const Shape& sh : shapes) {
         if (!linear_lines) break;
         for (int64_t M : {int64_t(1), int64_t(8), int64_t(64), int64_t(256)}) {
             if (sh.groups > 1 && M > 8) break;
-            auto us = cuda::bench_linear_us(sh.dt, M, sh.N, sh.K, 20, sh.groups);
+            if (sh.kind != cuda::LinearBench::plain && M > 1) break;
+            auto us = cuda::bench_linear_us(sh.dt, M, sh.N, sh.K, 20, sh.groups, sh.kind);
             if (!us.is_ok()) {
                 log_error("bench: {}", us.message());
                 continue;
             }
-            const double bytes = double(dtype_bytes(sh.dt, sh.N * sh.K)) * double(sh.groups);
+            const double bytes = double(dtype_bytes(sh.dt, sh.N * sh.K)) * double(sh.groups) *
+                                 (sh.kind == cuda::LinearBench::glu ? 2.0 : 1.0);
             const double g = bytes / (us.value() * 1e-6) / 1e9;
             std::printf(
                 "linear %-15s %-8s m=%-2lld n=%-6lld k=%-5lld %9.1f us  %7.1f GB/s  %5.1f%% of copy\n",

@@ -286,7 +286,18 @@ Status copy_compressor(const DevCompressor& src, DevCompressor& dst, CudaSeqStat
 struct CudaForward::Impl {
     Dsv4Config cfg;
     DeviceAllocs mem;
-    cudaStream_t stream = nullptr;
+    // The stream the ops launch on: `main` outside branches, a side stream inside one (on_side).
+    mutable cudaStream_t stream = nullptr;
+    cudaStream_t main = nullptr;
+    // Decode steps of few tokens (decode_branches): the sublayers' independent chains — the compressor,
+    // the indexer, the shared expert — run on side streams, forked from and joined back to `main` with
+    // events (in a graph: parallel branches). Their kernels are latency-bound at such batches, so running
+    // them beside the main chain hides most of their time. DSV4_CUDA_BRANCHES=0 turns it off.
+    static constexpr int kSides = 2;
+    cudaStream_t side[kSides] = {};
+    cudaEvent_t fork_ev[kSides] = {}, join_ev[kSides] = {};
+    mutable bool joined[kSides] = {true, true};
+    bool branches_on = true;
     std::vector<DevLayer> layers;
     WeightRef embed, head;
     const float *norm = nullptr, *hc_head_fn = nullptr, *hc_head_base = nullptr, *hc_head_scale = nullptr;
@@ -298,7 +309,7 @@ struct CudaForward::Impl {
     // DSV4_FP8_GEMM=0 (then rounded activations through the exact fp32 linears).
     bool ref = false;
     bool fp8_gemm_on = true;
-    void mark(const char* name) const { prof.mark(name, stream); }
+    void mark(const char* name) const { prof.mark(name, main); }
     GraphMode graph_mode = GraphMode::reuse;
     mutable std::map<int64_t, DecodeGraph> graphs;  // by batch size
     // Counts eager steps. Only an eager step may grow the workspace or linear's GEMM scratch (both are
@@ -309,7 +320,46 @@ struct CudaForward::Impl {
     ~Impl() {
         for (auto& [n, g] : graphs)
             if (g.exec) cudaGraphExecDestroy(g.exec);
-        if (stream) cudaStreamDestroy(stream);
+        for (int i = 0; i < kSides; ++i) {
+            if (fork_ev[i]) cudaEventDestroy(fork_ev[i]);
+            if (join_ev[i]) cudaEventDestroy(join_ev[i]);
+            if (side[i]) cudaStreamDestroy(side[i]);
+        }
+        if (main) cudaStreamDestroy(main);
+    }
+
+    // Side stream i waits for everything launched on `main` so far (call it with stream == main).
+    Status fork(int i) const {
+        DSV4_CUDA_CHECK(cudaEventRecord(fork_ev[i], main));
+        DSV4_CUDA_CHECK(cudaStreamWaitEvent(side[i], fork_ev[i], 0));
+        joined[i] = false;
+        return Status::ok();
+    }
+    // f's launches go to side stream i (after a fork(i)); `stream` is back to main on every path out.
+    template <typename F>
+    Status on_side(int i, F&& f) const {
+        stream = side[i];
+        Status st = f();
+        stream = main;
+        return st;
+    }
+    // `main` waits for everything launched on side stream i so far; no-op when it has nothing pending.
+    Status join(int i) const {
+        if (joined[i]) return Status::ok();
+        joined[i] = true;
+        DSV4_CUDA_CHECK(cudaEventRecord(join_ev[i], side[i]));
+        DSV4_CUDA_CHECK(cudaStreamWaitEvent(main, join_ev[i], 0));
+        return Status::ok();
+    }
+    // Joins every side stream (the end of compute(), also when it fails part-way: a capture must end with
+    // every forked stream joined, or it is refused as unjoined).
+    Status join_all() const {
+        Status st = Status::ok();
+        for (int i = 0; i < kSides; ++i) {
+            Status s = join(i);
+            if (st.is_ok() && !s.is_ok()) st = std::move(s);
+        }
+        return st;
     }
 
     // A linear weight in its stored format.
@@ -442,6 +492,10 @@ struct CudaForward::Impl {
         const cuda::DecodeSeq* dec_layer(int il) const { return dec + int64_t(il) * int64_t(seqs.size()); }
     };
 
+    // Whether step S runs its independent chains on the side streams: decode steps below linear's GEMM
+    // path (the per-stream cuBLAS scratch would be allocated again for every side stream).
+    bool decode_branches(const Step& S) const { return branches_on && S.dec != nullptr && S.N < 16; }
+
     // Projects x [N, D] for one compressor kind into a, z [N, c·d] (the caller passes the widths); then
     // per sequence emits the completed windows' entries (normed, RoPE'd) and commits the pending state.
     Status compressor(const Step& S, const WeightRef& wkv, const WeightRef& wgate, const float* ape,
@@ -478,8 +532,8 @@ struct CudaForward::Impl {
                 DSV4_TRY_ASSIGN(epos, ws.get<int64_t>(n_emit));
                 DSV4_TRY(cuda::compressor_emit(qa, qz, ape, c.pend_a, c.pend_z, c.prev_a, c.prev_z, q.p0, q.n,
                                                m, c.c, d, w_first, n_emit, C, epos, stream));
-                DSV4_TRY(cuda::rms_norm(C, n_emit, d, nrm, cfg.rms_norm_eps, C, stream));
-                DSV4_TRY(cuda::rope(C, n_emit, 1, d, d - rd, rd / 2, epos, inv_compress, false, stream));
+                DSV4_TRY(cuda::rms_norm_rope(C, n_emit, d, nrm, cfg.rms_norm_eps, 1, d - rd, rd / 2, epos,
+                                             inv_compress, stream));
                 if (ref && index_keys) DSV4_TRY(cuda::hadamard_rows(C, n_emit, d, true, stream));
                 if (ref && !index_keys)
                     DSV4_TRY(cuda::fp8_roundtrip_rows(C, d, C, d, n_emit, d - rd, 64, stream));
@@ -491,21 +545,30 @@ struct CudaForward::Impl {
         return Status::ok();
     }
 
-    // Lightning indexer (spec §6.6): sel [N, index_topk] (−1 padded), each sequence over its own keys.
-    Result<int32_t*> indexer(const Step& S, int il, const float* x, const float* cq) const {
+    // Lightning indexer (spec §6.6), first part: the index keys' compressor and the head weights wts [N, HI]
+    // — everything that reads only x.
+    Result<float*> indexer_keys(const Step& S, int il, const float* x) const {
         const DevLayer& L = layers[size_t(il)];
-        const int64_t N = S.N, HI = cfg.index_n_heads, dI = cfg.index_head_dim, rd = cfg.qk_rope_head_dim;
-        const int64_t rq = cfg.q_lora_rank, D = cfg.hidden_size, topk = cfg.index_topk;
+        const int64_t N = S.N, HI = cfg.index_n_heads, dI = cfg.index_head_dim, D = cfg.hidden_size;
         DSV4_TRY(compressor(S, L.idx_cmp_wkv, L.idx_cmp_wgate, L.idx_cmp_ape, L.idx_cmp_norm, x, il, true));
-        float *qi, *wts;
-        DSV4_TRY_ASSIGN(qi, ws.get<float>(N * HI * dI));
+        float* wts;
         DSV4_TRY_ASSIGN(wts, ws.get<float>(N * HI));
-        DSV4_TRY(nlinear(cq, N, rq, L.idx_wq_b, qi, HI * dI));
-        DSV4_TRY(cuda::rope(qi, N, HI, dI, dI - rd, rd / 2, S.pos, inv_compress, false, stream));
-        if (ref) DSV4_TRY(cuda::hadamard_rows(qi, N * HI, dI, true, stream));
         DSV4_TRY(cuda::linear(x, N, D, L.idx_weights_proj, wts, HI, stream));
         const float wscale = 1.0f / (std::sqrt(float(dI)) * std::sqrt(float(HI)));
         DSV4_TRY(cuda::scale(wts, N * HI, wscale, stream));
+        return wts;
+    }
+
+    // Second part (after indexer_keys): sel [N, index_topk] (−1 padded), each sequence over its own keys.
+    Result<int32_t*> indexer(const Step& S, int il, const float* cq, const float* wts) const {
+        const DevLayer& L = layers[size_t(il)];
+        const int64_t N = S.N, HI = cfg.index_n_heads, dI = cfg.index_head_dim, rd = cfg.qk_rope_head_dim;
+        const int64_t rq = cfg.q_lora_rank, topk = cfg.index_topk;
+        float* qi;
+        DSV4_TRY_ASSIGN(qi, ws.get<float>(N * HI * dI));
+        DSV4_TRY(nlinear(cq, N, rq, L.idx_wq_b, qi, HI * dI));
+        DSV4_TRY(cuda::rope(qi, N, HI, dI, dI - rd, rd / 2, S.pos, inv_compress, false, stream));
+        if (ref) DSV4_TRY(cuda::hadamard_rows(qi, N * HI, dI, true, stream));
         int32_t* sel;
         DSV4_TRY_ASSIGN(sel, ws.get<int32_t>(N * topk));
         if (S.dec) {
@@ -551,26 +614,55 @@ struct CudaForward::Impl {
         DSV4_TRY_ASSIGN(cq, ws.get<float>(N * rq));
         DSV4_TRY_ASSIGN(q, ws.get<float>(N * H * dh));
         DSV4_TRY_ASSIGN(kv, ws.get<float>(N * dh));
+        // Branches (decode_branches): side 0 runs the compressor, side 1 the indexer (its keys and weights
+        // from x at once, its queries once cq is normed); both join before the key gather. Otherwise the
+        // same ops run in this order on the one stream.
+        const bool br = decode_branches(S) && m != 0;
+        float* wts = nullptr;
+        if (br) {
+            DSV4_TRY(fork(0));
+            DSV4_TRY(on_side(0, [&] {
+                return compressor(S, L.cmp_wkv, L.cmp_wgate, L.cmp_ape, L.cmp_norm, x, il, false);
+            }));
+            if (m == 4) {
+                DSV4_TRY(fork(1));
+                DSV4_TRY(on_side(1, [&]() -> Status {
+                    DSV4_TRY_ASSIGN(wts, indexer_keys(S, il, x));
+                    return Status::ok();
+                }));
+            }
+        }
         // 1. queries
         // wq_a and wkv read the same x: one launch under exact numerics
         DSV4_TRY(nlinear_multi({{x, D, L.wq_a, cq, rq}, {x, D, L.wkv, kv, dh}}, N));
         DSV4_TRY(cuda::rms_norm(cq, N, rq, L.q_norm, eps, cq, stream));
+        int32_t* sel = nullptr;
+        if (br && m == 4) {
+            DSV4_TRY(fork(1));  // the indexer's queries read cq
+            DSV4_TRY(on_side(1, [&]() -> Status {
+                DSV4_TRY_ASSIGN(sel, indexer(S, il, cq, wts));
+                return Status::ok();
+            }));
+        }
         DSV4_TRY(nlinear(cq, N, rq, L.wq_b, q, H * dh));
-        DSV4_TRY(cuda::rms_norm(q, N * H, dh, nullptr, eps, q, stream));
-        DSV4_TRY(cuda::rope(q, N, H, dh, nope, rd / 2, S.pos, inv, false, stream));
+        DSV4_TRY(cuda::rms_norm_rope(q, N * H, dh, nullptr, eps, H, nope, rd / 2, S.pos, inv, stream));
         mark("attn.q");
         // 2. the shared K=V head
-        DSV4_TRY(cuda::rms_norm(kv, N, dh, L.kv_norm, eps, kv, stream));
-        DSV4_TRY(cuda::rope(kv, N, 1, dh, nope, rd / 2, S.pos, inv, false, stream));
+        DSV4_TRY(cuda::rms_norm_rope(kv, N, dh, L.kv_norm, eps, 1, nope, rd / 2, S.pos, inv, stream));
         if (ref) DSV4_TRY(cuda::fp8_roundtrip_rows(kv, dh, kv, dh, N, nope, 64, stream));
         mark("attn.kv");
         // 3. compressed entries and the indexer's choice among them
-        int32_t* sel = nullptr;
-        if (m != 0) DSV4_TRY(compressor(S, L.cmp_wkv, L.cmp_wgate, L.cmp_ape, L.cmp_norm, x, il, false));
-        if (m != 0) mark("attn.compressor");
-        if (m == 4) {
-            DSV4_TRY_ASSIGN(sel, indexer(S, il, x, cq));
-            mark("attn.indexer");
+        if (br) {
+            DSV4_TRY(join(0));
+            DSV4_TRY(join(1));
+        } else {
+            if (m != 0) DSV4_TRY(compressor(S, L.cmp_wkv, L.cmp_wgate, L.cmp_ape, L.cmp_norm, x, il, false));
+            if (m != 0) mark("attn.compressor");
+            if (m == 4) {
+                DSV4_TRY_ASSIGN(wts, indexer_keys(S, il, x));
+                DSV4_TRY_ASSIGN(sel, indexer(S, il, cq, wts));
+                mark("attn.indexer");
+            }
         }
         // 4.–5. per sequence: key pool = [window history | this call's kv] ∪ compressed entries (a second
         // segment), key lists, sink attention; then the window ring update
@@ -641,20 +733,33 @@ struct CudaForward::Impl {
         DSV4_TRY_ASSIGN(logits, ws.get<float>(n * E));
         DSV4_TRY_ASSIGN(wsel, ws.get<float>(n * k));
         DSV4_TRY_ASSIGN(esel, ws.get<int32_t>(n * k));
+        // shared expert: out = shared(x); with branches on side stream 0 beside the router and the routed
+        // experts, joined before the combine adds them to out
+        DSV4_TRY_ASSIGN(g, ws.get<float>(n * Is));
+        DSV4_TRY_ASSIGN(u, ws.get<float>(n * Is));
+        DSV4_TRY_ASSIGN(h, ws.get<float>(n * Is));
+        auto shared = [&]() -> Status {
+            if (ref) {
+                DSV4_TRY(nlinear_multi({{x, D, L.sh_w1, g, Is}, {x, D, L.sh_w3, u, Is}}, n));
+                DSV4_TRY(cuda::swiglu_clamp(g, u, n, Is, Is, cfg.swiglu_limit, h, stream));
+            } else {  // one launch at batch 1 (the b1 kernel's gate/up form)
+                DSV4_TRY(cuda::linear_glu(x, n, D, L.sh_w1, L.sh_w3, cfg.swiglu_limit, g, u, h, stream));
+            }
+            return nlinear(h, n, Is, L.sh_w2, out, D);
+        };
+        if (decode_branches(S)) {
+            DSV4_TRY(fork(0));
+            DSV4_TRY(on_side(0, shared));
+        } else {
+            DSV4_TRY(shared());
+            mark("moe.shared");
+        }
         DSV4_TRY(cuda::linear(x, n, D, L.gate, logits, E, stream));
         const bool hash = cfg.is_hash_layer(il);
         DSV4_TRY(cuda::moe_route(logits, n, E, k, S.ids, hash ? L.tid2eid : nullptr, cfg.vocab_size,
                                  hash ? nullptr : L.gate_bias, cfg.routed_scaling_factor, esel, wsel,
                                  stream));
         mark("moe.router");
-        // shared expert: out = shared(x)
-        DSV4_TRY_ASSIGN(g, ws.get<float>(n * Is));
-        DSV4_TRY_ASSIGN(u, ws.get<float>(n * Is));
-        DSV4_TRY_ASSIGN(h, ws.get<float>(n * Is));
-        DSV4_TRY(nlinear_multi({{x, D, L.sh_w1, g, Is}, {x, D, L.sh_w3, u, Is}}, n));
-        DSV4_TRY(cuda::swiglu_clamp(g, u, n, Is, Is, cfg.swiglu_limit, h, stream));
-        DSV4_TRY(nlinear(h, n, Is, L.sh_w2, out, D));
-        mark("moe.shared");
         // routed experts: (token, slot) pairs grouped by expert on the device, each expert's weights read
         // once per chunk of up to 8 pairs
         DSV4_TRY_ASSIGN(G, ws.get<float>(n * k * I));
@@ -691,6 +796,7 @@ struct CudaForward::Impl {
             DSV4_TRY(cuda::fp8_quantize_act(Hh, np, I, I, np, hq, hs, stream));
             DSV4_TRY(cuda::fp8_gemm_grouped_q(hq, hs, np, 1, L.w2, L.w2_proto, perm, gchunks, n_chunks, mc, Y,
                                               D, stream));
+            DSV4_TRY(join(0));
             DSV4_TRY(cuda::moe_combine(Y, nullptr, n, k, D, out, stream));  // weights already in h
             mark("moe.routed");
             return Status::ok();
@@ -706,11 +812,8 @@ struct CudaForward::Impl {
         if (ref && quantized(L.w1_proto)) {
             DSV4_TRY_ASSIGN(xe, rounded_fp8(x, n, D, D));
         }
-        DSV4_TRY(cuda::linear_grouped(xe, np, D, k, L.w1, L.w1_proto, perm, chunks, n_chunks, max_chunks, G,
-                                      I, stream, n));
-        DSV4_TRY(cuda::linear_grouped(xe, np, D, k, L.w3, L.w1_proto, perm, chunks, n_chunks, max_chunks, U,
-                                      I, stream, n));
-        DSV4_TRY(cuda::swiglu_clamp(G, U, np, I, I, cfg.swiglu_limit, Hh, stream));
+        DSV4_TRY(cuda::linear_grouped_glu(xe, np, D, k, L.w1, L.w3, L.w1_proto, perm, chunks, n_chunks,
+                                          max_chunks, cfg.swiglu_limit, G, U, Hh, stream, n));
         if (ref) {
             DSV4_TRY(cuda::scale_rows(Hh, np, I, I, wsel, stream));
             if (quantized(L.w2_proto)) DSV4_TRY(cuda::fp8_roundtrip_rows(Hh, I, Hh, I, np, I, 128, stream));
@@ -718,6 +821,7 @@ struct CudaForward::Impl {
         }
         DSV4_TRY(cuda::linear_grouped(Hh, np, I, 1, L.w2, L.w2_proto, perm, chunks, n_chunks, max_chunks, Y,
                                       D, stream, n));
+        DSV4_TRY(join(0));
         DSV4_TRY(cuda::moe_combine(Y, wcomb, n, k, D, out, stream));
         mark("moe.routed");
         return Status::ok();
@@ -788,6 +892,13 @@ struct CudaForward::Impl {
     // lg: the logits [n_out, V] in the workspace.
     Status compute(const Step& S, const int32_t* d_ids, const int64_t* d_meta, int64_t n_out,
                    float*& lg) const {
+        Status st = compute_layers(S, d_ids, d_meta, n_out, lg);
+        stream = main;
+        Status j = join_all();  // also after a failure part-way (see join_all)
+        return st.is_ok() ? j : st;
+    }
+    Status compute_layers(const Step& S, const int32_t* d_ids, const int64_t* d_meta, int64_t n_out,
+                          float*& lg) const {
         const int64_t N = S.N, D = cfg.hidden_size, hc = cfg.hc_mult, V = cfg.vocab_size;
         const double eps = cfg.rms_norm_eps;
         float *h, *X, *X2, *y, *post, *comb, *sub;
@@ -1090,7 +1201,15 @@ Result<std::unique_ptr<CudaForward>> CudaForward::create(const Dsv4Config& cfg, 
         f->impl_->graph_mode = GraphMode::capture;
     else if (!gm.empty() && gm != "1")
         return error("DSV4_CUDA_GRAPHS='{}': expected 0, 1 or capture", gm);
-    DSV4_CUDA_CHECK(cudaStreamCreateWithFlags(&f->impl_->stream, cudaStreamNonBlocking));
+    DSV4_CUDA_CHECK(cudaStreamCreateWithFlags(&f->impl_->main, cudaStreamNonBlocking));
+    f->impl_->stream = f->impl_->main;
+    for (int i = 0; i < Impl::kSides; ++i) {
+        DSV4_CUDA_CHECK(cudaStreamCreateWithFlags(&f->impl_->side[i], cudaStreamNonBlocking));
+        DSV4_CUDA_CHECK(cudaEventCreateWithFlags(&f->impl_->fork_ev[i], cudaEventDisableTiming));
+        DSV4_CUDA_CHECK(cudaEventCreateWithFlags(&f->impl_->join_ev[i], cudaEventDisableTiming));
+    }
+    const char* br = std::getenv("DSV4_CUDA_BRANCHES");
+    f->impl_->branches_on = !(br && std::string(br) == "0");
     DSV4_TRY(f->impl_->upload(w, inv_main, inv_compress));
     return f;
 }

@@ -190,6 +190,51 @@ struct RopeCase : OpCase {
 DSV4_OP_CASES(RopeCase, {1, 1, 8, 0, 4, false, 10}, {5, 3, 128, 64, 32, true, 5000},
               {17, 64, 512, 448, 32, false, 1 << 20}, {9, 1, 128, 64, 32, true, 1 << 20});
 
+// ----------------------------------------------------------------------------------- rms_norm_rope
+// cuda::rms_norm_rope = cpu::rms_norm then cpu::rope on the rows (tokens × heads, one head per row): the
+// attention's q heads (64 × 512, no weight, pairs from 448) and kv head (weighted), a compressor entry,
+// and shapes the fused kernel refuses (odd d, off not a multiple of 4: the two-launch fallback).
+struct RmsNormRopeCase : OpCase {
+    struct P {
+        int64_t tokens, heads, d, off, n_pairs;
+        bool weighted;
+    } p;
+    cpu_vec x, w, inv;
+    std::vector<int64_t> pos;
+    int64_t rows() const { return p.tokens * p.heads; }
+    std::string op() const override { return "rms_norm_rope"; }
+    std::string vars() const override {
+        return fmt::format("tok={},heads={},d={},off={},pairs={},w={}", p.tokens, p.heads, p.d, p.off,
+                           p.n_pairs, int(p.weighted));
+    }
+    void init(Rng& rng) override {
+        x = rng.uniform_vec(rows() * p.d, -2.0f, 2.0f);
+        w = rng.uniform_vec(p.d, 0.5f, 1.5f);
+        inv.resize(size_t(p.n_pairs));
+        for (int64_t i = 0; i < p.n_pairs; ++i)
+            inv[size_t(i)] = std::pow(10000.0f, -2.0f * float(i) / float(2 * p.n_pairs));
+        pos.resize(size_t(p.tokens));
+        for (auto& q : pos) q = rng.below(1 << 20);
+    }
+    std::vector<OutSpec> outputs() const override { return {{"x", OutKind::f32, rows() * p.d}}; }
+    void run_cpu(const Outs& o) override {
+        HostWeight hw = f32_weight(w, 1, p.d);
+        cpu::rms_norm(x.data(), rows(), p.d, p.weighted ? &hw.ref : nullptr, 1e-6, o.f(0));
+        cpu::rope(o.f(0), p.tokens, p.heads, p.d, p.off, p.n_pairs, pos.data(), inv.data(), false);
+    }
+    DSV4_CUDA_RUN(float* dx = dev.up(x);
+                  DSV4_TRY(cuda::rms_norm_rope(dx, rows(), p.d, p.weighted ? dev.up(w) : nullptr, 1e-6,
+                                               p.heads, p.off, p.n_pairs, dev.up(pos), dev.up(inv),
+                                               dev.stream));
+                  return cudaMemcpyAsync(o.f(0), dx, x.size() * 4, cudaMemcpyDeviceToDevice, dev.stream) ==
+                                 cudaSuccess
+                             ? Status::ok()
+                             : error("copy failed");)
+};
+DSV4_OP_CASES(RmsNormRopeCase, {1, 64, 512, 448, 32, false}, {3, 1, 512, 448, 32, true},
+              {2, 64, 512, 448, 32, false}, {5, 1, 128, 64, 32, true}, {4, 2, 130, 66, 32, true},
+              {2, 3, 136, 70, 33, false}, {1, 1, 8, 0, 4, true});
+
 // ----------------------------------------------------------------------------------------- hc_pre/post
 struct HcPreCase : OpCase {  // DeepseekV4HyperConnection, pre-mix
     struct P {

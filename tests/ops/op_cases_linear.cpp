@@ -244,6 +244,98 @@ DSV4_OP_CASES(LinearGroupedCase, {DType::fp4_e2m1, 1, 6, true, 8, 2048, 4096, 0,
               {DType::f8_e4m3, 7, 6, true, 32, 520, 1024, 60, 7},
               {DType::bf16, 3, 6, true, 16, 100, 256, 0, 0}, {DType::f32, 9, 2, true, 8, 33, 96, 30, 9});
 
+// ------------------------------------------------------------- linear_grouped_glu / linear_b1_glu
+// The FFN gate/up pair: h = swiglu_clamp(x·W1ᵀ, x·W3ᵀ, limit) per pair, W1 and W3 from two expert tables
+// (E = 0: dense, one W1 / W3) — through cuda::linear_grouped_glu / linear_glu (batch 1: the b1 kernel's
+// fused form; else the two linears + swiglu_clamp), or linear_b1_glu called directly (direct: small and odd
+// shapes the wrapper would route elsewhere). The limit cuts some of the values (limit 0: no clamp).
+struct LinearGluCase : OpCase {
+    struct P {
+        DType dt;
+        int64_t n_tok, k, E, N, K;
+        float limit;
+        bool direct;
+    } p;
+    std::vector<HostWeight> w1, w3;  // E (dense: 1) each
+    std::vector<int32_t> esel;       // [n_tok·k], distinct experts per token
+    cpu_vec x;                       // [n_tok, K]
+    int64_t n_pairs() const { return p.E ? p.n_tok * p.k : p.n_tok; }
+    int64_t ldx() const { return p.K + 4; }
+    std::string op() const override { return "linear_glu"; }
+    std::string vars() const override {
+        return fmt::format("type={},tok={},k={},E={},N={},K={},limit={},direct={}", dtype_name(p.dt), p.n_tok,
+                           p.k, p.E, p.N, p.K, p.limit, p.direct);
+    }
+    void init(Rng& rng) override {
+        w1.clear(), w3.clear();
+        for (int64_t e = 0; e < std::max<int64_t>(p.E, 1); ++e) {
+            w1.push_back(random_weight(rng, p.dt, p.N, p.K));
+            w3.push_back(random_weight(rng, p.dt, p.N, p.K));
+        }
+        esel.clear();
+        for (int64_t t = 0; t < (p.E ? p.n_tok : 0); ++t)
+            for (int64_t j = 0; j < p.k; ++j)
+                esel.push_back(int32_t((t * 5 + j * 3) % p.E));  // distinct: k ≤ E
+        x = rng.uniform_vec(p.n_tok * p.K, -1.0f, 1.0f);
+    }
+    std::vector<OutSpec> outputs() const override { return {{"h", OutKind::f32, n_pairs() * p.N}}; }
+    void run_cpu(const Outs& o) override {
+        cpu_vec g(size_t(p.N)), u(size_t(p.N));
+        for (int64_t q = 0; q < n_pairs(); ++q) {
+            const size_t e = p.E ? size_t(esel[size_t(q)]) : 0;
+            const float* xr = x.data() + (p.E ? q / p.k : q) * p.K;
+            cpu::linear(xr, 1, w1[e].ref, g.data());
+            cpu::linear(xr, 1, w3[e].ref, u.data());
+            cpu::swiglu_clamp(g.data(), u.data(), 1, p.N, p.N, p.limit, o.f(0) + q * p.N);
+        }
+    }
+#if DSV4_HAVE_CUDA
+    Status run_cuda(Dev& dev, const Outs& o) override {
+        const float* xd = dev.up(pad_rows(x, p.n_tok, p.K, ldx()));
+        auto* g = static_cast<float*>(dev.alloc(size_t(n_pairs() * p.N) * 4));
+        auto* u = static_cast<float*>(dev.alloc(size_t(n_pairs() * p.N) * 4));
+        if (p.E == 0) {
+            const WeightRef a = dev.weight(w1[0]), b = dev.weight(w3[0]);
+            if (!p.direct)
+                return cuda::linear_glu(xd, p.n_tok, ldx(), a, b, p.limit, g, u, o.f(0), dev.stream);
+            if (!cuda::linear_b1_ok(a, xd, ldx())) return error("linear_b1_ok refused the case");
+            return cuda::linear_b1_glu(xd, p.n_tok, ldx(), 1, cuda::DevWeight::from(a),
+                                       cuda::DevWeight::from(b), nullptr, nullptr, nullptr, nullptr, nullptr,
+                                       0, p.limit, o.f(0), p.N, dev.stream);
+        }
+        std::vector<cuda::DevWeight> t1, t3;
+        WeightRef proto;
+        for (size_t e = 0; e < w1.size(); ++e) {
+            proto = dev.weight(w1[e]);
+            t1.push_back(cuda::DevWeight::from(proto));
+            t3.push_back(cuda::DevWeight::from(dev.weight(w3[e])));
+        }
+        const int64_t np = n_pairs(), mc = cuda::moe_max_chunks(np, p.E);
+        auto* perm = static_cast<int32_t*>(dev.alloc(size_t(np) * 4));
+        auto* chunks = static_cast<int32_t*>(dev.alloc(size_t(3 * mc) * 4));
+        auto* n_chunks = static_cast<int32_t*>(dev.alloc(4));
+        auto* scratch = static_cast<int32_t*>(dev.alloc(size_t(p.E + 1) * 4));
+        DSV4_TRY(cuda::moe_group(dev.up(esel), np, p.E, perm, chunks, n_chunks, scratch, dev.stream));
+        const cuda::DevWeight *d1 = dev.up(t1), *d3 = dev.up(t3);
+        if (p.direct)
+            return cuda::linear_b1_glu(xd, np, ldx(), p.k, t1[0], t3[0], d1, d3, perm, chunks, n_chunks, mc,
+                                       p.limit, o.f(0), p.N, dev.stream);
+        return cuda::linear_grouped_glu(xd, np, ldx(), p.k, d1, d3, proto, perm, chunks, n_chunks, mc,
+                                        p.limit, g, u, o.f(0), dev.stream, p.n_tok);
+    }
+#endif
+};
+// Flash shapes at batch 1 (routed FP4 experts 2048 × 4096, 6 of 8; the shared FP8 expert 2048 × 4096), batch
+// 3 (the two-linear path), and direct calls with N not a multiple of the tiles, one 128-k span, FP8 odd rows.
+DSV4_OP_CASES(LinearGluCase, {DType::fp4_e2m1, 1, 6, 8, 2048, 4096, 20.0f, false},
+              {DType::fp4_e2m1, 3, 6, 8, 256, 512, 10.0f, false},
+              {DType::f8_e4m3, 1, 1, 0, 2048, 4096, 0.0f, false},
+              {DType::f8_e4m3, 2, 1, 0, 100, 256, 0.0f, false},
+              {DType::fp4_e2m1, 1, 2, 4, 40, 128, 0.5f, true},
+              {DType::fp4_e2m1, 2, 1, 0, 300, 1024, 1.0f, true},
+              {DType::f8_e4m3, 1, 3, 5, 72, 384, 2.0f, true},
+              {DType::f8_e4m3, 1, 1, 0, 200, 8192, 0.0f, true});
+
 // ---------------------------------------------------------------- fp8_gemm_grouped_q (routed experts)
 // The same pairs through the FP8 tensor-core GEMM: x rounded to FP8 (1x128) at init, so the CPU reference is
 // cpu::linear on the rounded rows and the device quantizes them back to the same codes; chunks of
@@ -293,8 +385,9 @@ DSV4_OP_CASES_V(Fp8GemmGroupedWgmma3, kFp8GroupedShapes);
 struct LinearMultiCase : OpCase {
     struct P {
         int64_t n;
-        int n_fp8_groups;  // wo_a-like segments (rows views of one FP8 [groups·64, 512] weight)
+        int n_fp8_groups;  // wo_a-like segments (rows views of one FP8 [groups·rows, 512] weight)
         bool mixed;        // plus an FP8 [300, 1024], a bf16 [70, 1024], an f32 [33, 64] and an FP4 segment
+        int64_t group_rows = 64;
     } p;
     struct Seg {
         int64_t xoff, K, yoff, N;
@@ -307,7 +400,7 @@ struct LinearMultiCase : OpCase {
     int64_t ldx = 0, ldy = 0;
     std::string op() const override { return "linear_multi"; }
     std::string vars() const override {
-        return fmt::format("n={},groups={},mixed={}", p.n, p.n_fp8_groups, int(p.mixed));
+        return fmt::format("n={},groups={}x{},mixed={}", p.n, p.n_fp8_groups, p.group_rows, int(p.mixed));
     }
     void init(Rng& rng) override {
         ws.clear(), segs.clear();
@@ -317,8 +410,9 @@ struct LinearMultiCase : OpCase {
             ldx += K, ldy += N + 3;
         };
         if (p.n_fp8_groups > 0) {
-            ws.push_back(random_weight(rng, DType::f8_e4m3, 64 * p.n_fp8_groups, 512));
-            for (int g = 0; g < p.n_fp8_groups; ++g) add(0, 512, 64, 64 * g);
+            const int64_t R = p.group_rows;
+            ws.push_back(random_weight(rng, DType::f8_e4m3, R * p.n_fp8_groups, 512));
+            for (int g = 0; g < p.n_fp8_groups; ++g) add(0, 512, R, R * g);
         }
         if (p.mixed) {
             const std::pair<DType, std::pair<int64_t, int64_t>> more[] = {{DType::f8_e4m3, {300, 1024}},
@@ -361,9 +455,12 @@ struct LinearMultiCase : OpCase {
     }
 #endif
 };
-// 9 groups: two launches of one format (8 + 1); n = 20: every segment through linear (GEMM path).
+// 9 groups: two launches of one format (8 + 1); n = 20: every segment through linear (GEMM path). One row
+// with ≥ 2048 FP8 rows in all: the FP8 segments on the b1 kernel (linear_b1_multi), 8 groups of 256 rows,
+// and 9 of 320 (row views starting mid scale block, 8 + 1 launches, the mixed FP8 segment's K = 1024 beside
+// the groups' 512).
 DSV4_OP_CASES(LinearMultiCase, {1, 8, false}, {1, 3, true}, {3, 9, true}, {8, 2, true}, {13, 0, true},
-              {20, 4, true});
+              {20, 4, true}, {1, 8, false, 256}, {1, 9, true, 320});
 
 }  // namespace
 

@@ -227,8 +227,10 @@ Result<DevWeight*> upload_table(Cleanup& c, const std::vector<DevWeight>& t) {
     return static_cast<DevWeight*>(d);
 }
 
-Result<double> bench_linear_us(DType dt, int64_t n_tok, int64_t N, int64_t K, int reps, int64_t groups) {
+Result<double> bench_linear_us(DType dt, int64_t n_tok, int64_t N, int64_t K, int reps, int64_t groups,
+                               LinearBench kind) {
     if (groups < 1) return error("bench_linear_us: groups = {}", groups);
+    const bool multi = kind == LinearBench::multi, glu = kind == LinearBench::glu;
     Cleanup c;
     WeightRef w;
     w.dtype = dt;
@@ -264,26 +266,43 @@ Result<double> bench_linear_us(DType dt, int64_t n_tok, int64_t N, int64_t K, in
             WeightRef r = w;
             r.data = d;
             r.scale = static_cast<const uint8_t*>(sb);
-            if (g == 0) ws.push_back(r);
+            if (g == 0 || multi) ws.push_back(r);
             t.push_back(DevWeight::from(r));
         }
-        if (groups > 1) {
+        if (groups > 1 && !multi) {
             DSV4_TRY_ASSIGN(DevWeight * d, upload_table(c, t));
             tables.push_back(d);
         }
     }
-    const int64_t rows = groups * n_tok;  // grouped: pair p belongs to expert p / n_tok
+    // grouped: pair p belongs to expert p / n_tok; multi: n_tok rows of groups·K columns (groups·N out)
+    const int64_t rows = groups * n_tok;
     void *x = nullptr, *y = nullptr;
     DSV4_TRY(dev_alloc(c, &x, rows * K * 4));
     DSV4_TRY(dev_alloc(c, &y, rows * N * 4));
     DSV4_CUDA_CHECK(cudaMemset(x, 0x3c, size_t(rows * K) * 4));  // ~0.01, finite
     BenchChunks ch;
-    if (groups > 1) DSV4_TRY(bench_chunks(c, groups, n_tok, 8, ch));
+    if (groups > 1 && !multi) DSV4_TRY(bench_chunks(c, groups, n_tok, 8, ch));
+    void *g_buf = nullptr, *u_buf = nullptr;
+    if (glu) {
+        DSV4_TRY(dev_alloc(c, &g_buf, rows * N * 4));
+        DSV4_TRY(dev_alloc(c, &u_buf, rows * N * 4));
+    }
     DSV4_CUDA_CHECK(cudaDeviceSynchronize());  // the fills (legacy stream) before the timed stream
     cudaStream_t st = nullptr;
     DSV4_CUDA_CHECK(cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking));
     c.fns.push_back([st] { cudaStreamDestroy(st); });
     auto run = [&](int cp) -> Status {
+        float *xf = static_cast<float*>(x), *yf = static_cast<float*>(y);
+        if (multi) {
+            std::vector<LinearSeg> segs;
+            for (int64_t g = 0; g < groups; ++g)
+                segs.push_back({xf + g * K, groups * K, ws[size_t(cp * groups + g)], yf + g * N, groups * N});
+            return linear_multi(segs.data(), int(segs.size()), n_tok, st);
+        }
+        if (glu)
+            return linear_grouped_glu(xf, rows, K, 1, tables[size_t(cp)], tables[size_t((cp + 1) % copies)],
+                                      ws[0], ch.perm, ch.chunks, ch.n_chunks, ch.max_chunks, 0.0,
+                                      static_cast<float*>(g_buf), static_cast<float*>(u_buf), yf, st, n_tok);
         if (groups == 1)
             return linear(static_cast<float*>(x), n_tok, K, ws[size_t(cp)], static_cast<float*>(y), N, st);
         return linear_grouped(static_cast<float*>(x), rows, K, 1, tables[size_t(cp)], ws[0], ch.perm,

@@ -40,7 +40,10 @@ constexpr int kGroupBytes = 160;  // x pieces of 32 k: 8 units of 16 B (hi, lo p
 constexpr int kSpanBytes = 4 * kGroupBytes;
 constexpr int kZeroBytes = 640;  // what the lanes holding B zeros read (≥ 3·160 + 16 + 7·16 + 8)
 constexpr int64_t kMaxK = 16384;
-constexpr int64_t kMinCtas = 2 * 132;
+// The CTAs tiles_for aims at: ~2 per SM. H200 graph-timed (DSV4_B1_TILES): wq_b at 8 tiles (256 CTAs)
+// 10.6 µs vs 11.2 at 4, wo_a's 8 groups at 2 tiles (256 CTAs) 11.2 µs vs 12.7 at 1 — so a little under
+// 2·132 still counts as enough.
+constexpr int64_t kMinCtas = 240;
 
 int64_t smem_bytes(int64_t K) {
     return kZeroBytes + K / 32 * kGroupBytes;
@@ -68,31 +71,64 @@ __device__ __forceinline__ uint32_t h2_bits(__half2 h) {
 }
 
 // grid (ceil(N / 16·TILES), token rows | chunk slots); warp w = 16-row tile w % TILES × K range w / TILES.
+// kGlu (gate/up): tiles < TILES / 2 are rows of W1 (w / table), the others the same rows of W3 (w3 / table3),
+// grid ceil(N / 8·TILES); the epilogue writes y = swiglu_clamp(W1·x, W3·x) (cpu::swiglu_clamp's formula).
 // Shared: [kZeroBytes zeros | x pieces, kGroupBytes per 32 k]. FP4: the unit (8-k group q, piece p) at
 // 160·(q / 4) + 32·(q % 4) + 16·p holds the f16x2 pairs (0,2), (1,3), (4,6), (5,7) of the group; a lane
 // (g, t) that supplies B column g = (block g / 2, piece g % 2) reads its pairs when t == g / 2. FP8: the
 // 4-k group q at 160·(q / 8) + 16·(q % 8) holds hi (0,1), (2,3) then lo; lanes g = 0 / 1 supply hi / lo.
 // The other lanes read the zero area (a per-lane base and span stride: no selects). Bank check: a load's
 // supplying lanes hit 8 different 8-byte slots mod 128, the zero readers 4 slots none of them uses.
-template <DType DT, int TILES, int MINB>
-__global__ void __launch_bounds__(kThreads, MINB)
-    b1_kernel(const float* __restrict__ x, int64_t n, int64_t ldx, int64_t x_div, DevWeight w,
-              const DevWeight* __restrict__ table, const int32_t* __restrict__ perm,
-              const int32_t* __restrict__ chunks, const int32_t* __restrict__ n_chunks, float* __restrict__ y,
-              int64_t ldy) {
+// The launch's weights: dense (chunks null), segment i (one weight over the same token rows: linear_multi)
+// owns CTAs cta0[i] .. cta0[i+1]−1 along x; grouped, one segment: x / y of segment 0, the weights from
+// table (table3) per chunk. w3 / table3 / lim: the gate/up form only.
+constexpr int kMaxSegs = 8;
+struct B1Args {
+    DevWeight w[kMaxSegs];
+    const float* x[kMaxSegs];
+    float* y[kMaxSegs];
+    int64_t ldx[kMaxSegs], ldy[kMaxSegs];
+    unsigned cta0[kMaxSegs + 1];
+    int n_segs;
+    int64_t n, x_div;
+    const DevWeight *table, *table3;
+    const int32_t *perm, *chunks, *n_chunks;
+    DevWeight w3;
+    float lim;
+};
+
+template <DType DT, int TILES, int MINB, bool kGlu>
+__global__ void __launch_bounds__(kThreads, MINB) b1_kernel(const __grid_constant__ B1Args a) {
+    static_assert(!kGlu || TILES >= 2, "gate/up needs a W1 and a W3 tile");
     constexpr bool kFp4 = DT == DType::fp4_e2m1;
-    constexpr int W = kFp4 ? 1 : 2;  // 16-byte loads per thread, row and span
+    constexpr int TT = kGlu ? TILES / 2 : TILES;  // row tiles per CTA and weight
+    constexpr int W = kFp4 ? 1 : 2;               // 16-byte loads per thread, row and span
     constexpr int KS = kWarps / TILES;
     extern __shared__ __align__(128) unsigned char smem[];
     __shared__ float red[KS][TILES][16];
     __shared__ float s_red[kWarps];
     const int tid = int(threadIdx.x), warp = tid >> 5, lane = tid & 31, g = lane >> 2, t = lane & 3;
+    const int32_t* chunks = a.chunks;
+    const int64_t n = a.n, x_div = a.x_div;
+    // the segment's fields by unrolled compares (a runtime index into the arrays would go through local
+    // memory)
+    DevWeight w = a.w[0];
+    const float* x = a.x[0];
+    float* y = a.y[0];
+    int64_t ldx = a.ldx[0], ldy = a.ldy[0];
+    unsigned c0 = 0;
+#pragma unroll
+    for (int k = 1; k < kMaxSegs; ++k)
+        if (k < a.n_segs && blockIdx.x >= a.cta0[k])
+            w = a.w[k], x = a.x[k], y = a.y[k], ldx = a.ldx[k], ldy = a.ldy[k], c0 = a.cta0[k];
+    const int64_t bx = int64_t(blockIdx.x - c0);
     if (chunks) pdl_wait();  // grouped: the chunk table is the previous kernel's output
     RowBlock blk;
-    if (!row_block(n, 1, table, perm, chunks, n_chunks, w, blk)) return;  // block-uniform
-    const int64_t N = w.n_rows, K = w.n_cols, spans = K / kSpanK;
+    if (!row_block(n, 1, a.table, a.perm, chunks, a.n_chunks, w, blk)) return;  // block-uniform
     const int tile = warp % TILES, ks = warp / TILES;
-    const int64_t r0 = (int64_t(blockIdx.x) * TILES + tile) * 16;
+    if (kGlu && tile >= TT) w = chunks ? a.table3[chunks[3 * blockIdx.y]] : a.w3;  // same shape as W1
+    const int64_t N = w.n_rows, K = w.n_cols, spans = K / kSpanK;
+    const int64_t r0 = (bx * TT + tile % TT) * 16;
     const bool live = r0 < N;  // a warp past the last tile still joins the barriers
     const int64_t ra = r0 + g < N ? r0 + g : N - 1, rb = r0 + g + 8 < N ? r0 + g + 8 : N - 1;
     const int64_t per = (spans + KS - 1) / KS, s_begin = ks * per;
@@ -224,68 +260,117 @@ __global__ void __launch_bounds__(kThreads, MINB)
         acc1 += __shfl_xor_sync(0xffffffffu, acc1, 2);
         if (t == 0) red[ks][tile][g] = acc0 * undo, red[ks][tile][g + 8] = acc1 * undo;
         __syncthreads();
-        if (tid < TILES * 16) {
+        if (tid < TT * 16) {
             const int tl = tid >> 4, row = tid & 15;
             float s = 0.0f;
 #pragma unroll
             for (int k = 0; k < KS; ++k) s += red[k][tl][row];
-            const int64_t r = (int64_t(blockIdx.x) * TILES + tl) * 16 + row;
+            const int64_t r = (bx * TT + tl) * 16 + row;
+            if (kGlu) {
+                float u = 0.0f;
+#pragma unroll
+                for (int k = 0; k < KS; ++k) u += red[k][tl + TT][row];
+                if (a.lim > 0.0f) {
+                    s = fminf(s, a.lim);
+                    u = fminf(fmaxf(u, -a.lim), a.lim);
+                }
+                s = s / (1.0f + expf(-s)) * u;
+            }
             if (r < N) y[orow * ldy + r] = s;
         }
     }
 }
 
-template <DType DT, int TILES, int MINB>
-Status launch_t(const float* x, int64_t n, int64_t ldx, int64_t x_div, const DevWeight& w,
-                const DevWeight* table, const int32_t* perm, const int32_t* chunks, const int32_t* n_chunks,
-                int64_t ny, float* y, int64_t ldy, cudaStream_t s) {
-    const int64_t bytes = smem_bytes(w.n_cols);
-    if (bytes > (48 << 10) && !allow_dynamic_smem<b1_kernel<DT, TILES, MINB>>(int(smem_bytes(kMaxK))))
+// ny: the CTAs along y (token rows, or chunk slots); rows: all segments' rows (sizes the tiles).
+template <DType DT, int TILES, int MINB, bool kGlu>
+Status launch_t(B1Args a, int64_t max_k, int64_t ny, cudaStream_t s) {
+    constexpr auto kernel = b1_kernel<DT, TILES, MINB, kGlu>;
+    const int64_t bytes = smem_bytes(max_k);
+    if (bytes > (48 << 10) && !allow_dynamic_smem<kernel>(int(smem_bytes(kMaxK))))
         return error("cuda::linear_b1: cannot allow {} B of shared memory", smem_bytes(kMaxK));
-    const dim3 grid(ceil_div_u(w.n_rows, 16 * TILES), unsigned(ny));
-    launch_pdl(b1_kernel<DT, TILES, MINB>, grid, kThreads, size_t(bytes), s, x, n, ldx, x_div, w, table, perm,
-               chunks, n_chunks, y, ldy);
+    a.cta0[0] = 0;
+    for (int i = 0; i < a.n_segs; ++i)
+        a.cta0[i + 1] = a.cta0[i] + ceil_div_u(a.w[i].n_rows, 16 * (kGlu ? TILES / 2 : TILES));
+    const dim3 grid(a.cta0[a.n_segs], unsigned(ny));
+    launch_pdl(kernel, grid, kThreads, size_t(bytes), s, a);
     DSV4_CUDA_LAUNCH_CHECK("b1_kernel");
     return Status::ok();
 }
 
 // DSV4_B1_TILES (tuning): 16-row tiles per CTA, 1 / 2 / 4 / 8; 0 (default) = the most that still gives
-// kMinCtas CTAs (more tiles per CTA: fewer x stagings; fewer: more CTAs in flight).
-int tiles_for(int64_t n_rows, int64_t ny) {
+// kMinCtas CTAs (more tiles per CTA: fewer x stagings; fewer: more CTAs in flight). Gate/up counts the
+// rows of both weights (at least 2 tiles: one of each).
+int tiles_for(int64_t n_rows, int64_t ny, bool glu) {
     static const int forced = env_choice("DSV4_B1_TILES", 0, 8);
-    if (forced == 1 || forced == 2 || forced == 4 || forced == 8) return forced;
+    if (forced == 1 || forced == 2 || forced == 4 || forced == 8) return glu ? std::max(forced, 2) : forced;
+    const int64_t rows = glu ? 2 * n_rows : n_rows;
     int tiles = 8;
-    while (tiles > 1 && int64_t(ceil_div_u(n_rows, 16 * tiles)) * ny < kMinCtas) tiles /= 2;
+    while (tiles > (glu ? 2 : 1) && int64_t(ceil_div_u(rows, 16 * tiles)) * ny < kMinCtas) tiles /= 2;
     return tiles;
 }
 
+// a: weights, x / y, tables filled; the format's kernel for the tile count and occupancy.
 template <DType DT>
-Status launch(const float* x, int64_t n, int64_t ldx, int64_t x_div, const DevWeight& w,
-              const DevWeight* table, const int32_t* perm, const int32_t* chunks, const int32_t* n_chunks,
-              int64_t max_chunks, float* y, int64_t ldy, cudaStream_t s) {
+Status launch(const B1Args& a, bool glu, int64_t max_chunks, cudaStream_t s) {
     // grouped: the chunks that hold pairs are at most n of the max_chunks slots
-    const int64_t ny = chunks ? max_chunks : n;
+    const int64_t ny = a.chunks ? max_chunks : a.n;
     if (ny > 65535) return error("cuda::linear_b1: {} token rows is more than one launch covers", ny);
+    int64_t rows = 0, max_k = 0;
+    for (int i = 0; i < a.n_segs; ++i) rows += a.w[i].n_rows, max_k = std::max(max_k, a.w[i].n_cols);
     // DSV4_B1_OCC (tuning): the CTAs per SM the register cap allows, 2 or 3; 0 (default) = 3 for FP4, 2 for
-    // FP8 (its two 16-byte loads per row spill at 3; 4 spilled for both)
+    // FP8 (its two 16-byte loads per row spill at 3; 4 spilled for both) and for the FP4 gate/up form (6
+    // experts w1+w3: 26.0 µs at 2, 27.8 at 3)
     static const int occ_env = env_choice("DSV4_B1_OCC", 0, 3);
-    const int occ = occ_env >= 2 ? occ_env : DT == DType::fp4_e2m1 ? 3 : 2;
-    auto go = [&](auto tiles_c) {
+    const int occ = occ_env >= 2 ? occ_env : DT == DType::fp4_e2m1 && !glu ? 3 : 2;
+    auto go = [&](auto tiles_c, auto glu_c) {
         constexpr int TL = decltype(tiles_c)::value;
-        if (occ == 3)
-            return launch_t<DT, TL, 3>(x, n, ldx, x_div, w, table, perm, chunks, n_chunks, ny, y, ldy, s);
-        return launch_t<DT, TL, 2>(x, n, ldx, x_div, w, table, perm, chunks, n_chunks, ny, y, ldy, s);
+        constexpr bool G = decltype(glu_c)::value;
+        if (occ == 3) return launch_t<DT, TL, 3, G>(a, max_k, ny, s);
+        return launch_t<DT, TL, 2, G>(a, max_k, ny, s);
     };
-    switch (tiles_for(w.n_rows, chunks ? std::min(max_chunks, n) : n)) {
-        case 1:
-            return go(std::integral_constant<int, 1>{});
-        case 2:
-            return go(std::integral_constant<int, 2>{});
-        case 4:
-            return go(std::integral_constant<int, 4>{});
-        default:
-            return go(std::integral_constant<int, 8>{});
+    auto with = [&](auto glu_c) {
+        switch (tiles_for(rows, a.chunks ? std::min(max_chunks, a.n) : a.n, glu)) {
+            case 1:
+                if constexpr (!decltype(glu_c)::value) return go(std::integral_constant<int, 1>{}, glu_c);
+                [[fallthrough]];
+            case 2:
+                return go(std::integral_constant<int, 2>{}, glu_c);
+            case 4:
+                return go(std::integral_constant<int, 4>{}, glu_c);
+            default:
+                return go(std::integral_constant<int, 8>{}, glu_c);
+        }
+    };
+    return glu ? with(std::true_type{}) : with(std::false_type{});
+}
+
+Status dispatch(const B1Args& a, bool glu, int64_t max_chunks, cudaStream_t s) {
+    if (a.n == 0) return Status::ok();
+    for (int i = 0; i < a.n_segs; ++i) {
+        const DevWeight& w = a.w[i];
+        if (w.n_cols % kSpanK != 0 || w.n_cols > kMaxK)
+            return error("cuda::linear_b1: needs K a multiple of {} up to {} (got {} x {})", kSpanK, kMaxK,
+                         w.n_rows, w.n_cols);
+        if (w.dtype != a.w[0].dtype)
+            return error("cuda::linear_b1: one launch takes one weight format ({} and {})",
+                         dtype_name(a.w[0].dtype), dtype_name(w.dtype));
     }
+    switch (a.w[0].dtype) {
+        case DType::fp4_e2m1:
+            return launch<DType::fp4_e2m1>(a, glu, max_chunks, s);
+        case DType::f8_e4m3:
+            return launch<DType::f8_e4m3>(a, glu, max_chunks, s);
+        default:
+            return error("cuda::linear_b1: needs FP4 or FP8 weights, got {}", dtype_name(a.w[0].dtype));
+    }
+}
+
+B1Args one(const float* x, int64_t n, int64_t ldx, int64_t x_div, const DevWeight& w, const DevWeight* table,
+           const int32_t* perm, const int32_t* chunks, const int32_t* n_chunks, float* y, int64_t ldy) {
+    B1Args a{};
+    a.w[0] = w, a.x[0] = x, a.y[0] = y, a.ldx[0] = ldx, a.ldy[0] = ldy, a.n_segs = 1;
+    a.n = n, a.x_div = x_div, a.table = table, a.perm = perm, a.chunks = chunks, a.n_chunks = n_chunks;
+    return a;
 }
 
 }  // namespace
@@ -301,20 +386,39 @@ bool linear_b1_ok(const WeightRef& w, const float* x, int64_t ldx) {
 Status linear_b1(const float* x, int64_t n, int64_t ldx, int64_t x_div, const DevWeight& w,
                  const DevWeight* table, const int32_t* perm, const int32_t* chunks, const int32_t* n_chunks,
                  int64_t max_chunks, float* y, int64_t ldy, cudaStream_t s) {
-    if (n == 0 || w.n_rows == 0) return Status::ok();
-    if (w.n_cols % kSpanK != 0 || w.n_cols > kMaxK)
-        return error("cuda::linear_b1: needs K a multiple of {} up to {} (got {} x {})", kSpanK, kMaxK,
-                     w.n_rows, w.n_cols);
-    switch (w.dtype) {
-        case DType::fp4_e2m1:
-            return launch<DType::fp4_e2m1>(x, n, ldx, x_div, w, table, perm, chunks, n_chunks, max_chunks, y,
-                                           ldy, s);
-        case DType::f8_e4m3:
-            return launch<DType::f8_e4m3>(x, n, ldx, x_div, w, table, perm, chunks, n_chunks, max_chunks, y,
-                                          ldy, s);
-        default:
-            return error("cuda::linear_b1: needs FP4 or FP8 weights, got {}", dtype_name(w.dtype));
+    if (w.n_rows == 0) return Status::ok();
+    return dispatch(one(x, n, ldx, x_div, w, table, perm, chunks, n_chunks, y, ldy), false, max_chunks, s);
+}
+
+Status linear_b1_glu(const float* x, int64_t n, int64_t ldx, int64_t x_div, const DevWeight& w1,
+                     const DevWeight& w3, const DevWeight* table1, const DevWeight* table3,
+                     const int32_t* perm, const int32_t* chunks, const int32_t* n_chunks, int64_t max_chunks,
+                     double limit, float* h, int64_t ldh, cudaStream_t s) {
+    if (w1.dtype != w3.dtype || w1.n_rows != w3.n_rows || w1.n_cols != w3.n_cols ||
+        w1.block_rows != w3.block_rows || w1.block_cols != w3.block_cols)
+        return error("cuda::linear_b1_glu: W1 {} x {} and W3 {} x {} differ in shape or format", w1.n_rows,
+                     w1.n_cols, w3.n_rows, w3.n_cols);
+    if ((table1 == nullptr) != (table3 == nullptr))
+        return error("cuda::linear_b1_glu: needs both expert tables or neither");
+    if (w1.n_rows == 0) return Status::ok();
+    B1Args a = one(x, n, ldx, x_div, w1, table1, perm, chunks, n_chunks, h, ldh);
+    a.w3 = w3, a.table3 = table3, a.lim = float(limit);
+    return dispatch(a, true, max_chunks, s);
+}
+
+Status linear_b1_multi(const LinearSeg* segs, int n_segs, int64_t n, cudaStream_t s) {
+    if (n_segs < 1 || n_segs > kMaxSegs)
+        return error("cuda::linear_b1_multi: {} segments (1 .. {} per launch)", n_segs, kMaxSegs);
+    B1Args a{};
+    a.n_segs = 0, a.n = n, a.x_div = 1;
+    for (int i = 0; i < n_segs; ++i) {
+        const LinearSeg& g = segs[i];
+        if (g.w.n_rows == 0) continue;
+        const int k = a.n_segs++;
+        a.w[k] = DevWeight::from(g.w), a.x[k] = g.x, a.y[k] = g.y, a.ldx[k] = g.ldx, a.ldy[k] = g.ldy;
     }
+    if (a.n_segs == 0) return Status::ok();
+    return dispatch(a, false, 0, s);
 }
 
 }  // namespace dsv4::cuda

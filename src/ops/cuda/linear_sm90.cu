@@ -1193,9 +1193,15 @@ bool use_mma(int64_t rows, const WeightRef& w, const float* x, int64_t ldx) {
 // tensor-core kernel of gemv_b1_sm90.cu; 0 = the GEMV kernel. DSV4_FP8_B1: the same for FP8, 2 (default)
 // = for weights of ≥ kB1MinRowsFp8 rows (H200 graph-timed: wq_b 12.8 → 11.3 µs, wo_b 12.5 → 11.9, shared
 // w1 6.1 → 5.0, but wq_a's 1024 rows 3.5 → 4.2), 1 = every FP8 weight, 0 = none.
+// linear_multi counts the rows of all its FP8 segments (one launch: wo_a's 8 groups of 1024 rows).
 constexpr int64_t kB1MinRowsFp8 = 2048;
+int b1_fp8_mode() {
+    static const int fp8 = env_choice("DSV4_FP8_B1", 2, 2);
+    return fp8;
+}
 bool use_b1(int64_t rows, const WeightRef& w, const float* x, int64_t ldx) {
-    static const int fp4 = env_choice("DSV4_FP4_B1", 1, 1), fp8 = env_choice("DSV4_FP8_B1", 2, 2);
+    static const int fp4 = env_choice("DSV4_FP4_B1", 1, 1);
+    const int fp8 = b1_fp8_mode();
     bool on = false;
     if (w.dtype == DType::fp4_e2m1) on = fp4 == 1;
     if (w.dtype == DType::f8_e4m3) on = fp8 == 1 || (fp8 == 2 && w.n_rows >= kB1MinRowsFp8);
@@ -1235,7 +1241,24 @@ Status linear_multi(const LinearSeg* segs, int n_segs, int64_t n, cudaStream_t s
     // and at most kMaxSegs; the others through linear.
     std::vector<int> rest;
     std::map<DType, std::vector<int>> by_format;
+    // One token row: the FP8 segments the b1 kernel takes, together, when DSV4_FP8_B1 allows their rows
+    std::vector<LinearSeg> b1;
+    int64_t b1_rows = 0;
+    std::vector<bool> taken(size_t(n_segs), false);
+    if (n == 1 && b1_fp8_mode() != 0) {
+        for (int i = 0; i < n_segs; ++i)
+            if (segs[i].w.dtype == DType::f8_e4m3 && segs[i].w.n_rows > 0 &&
+                linear_b1_ok(segs[i].w, segs[i].x, segs[i].ldx))
+                b1.push_back(segs[i]), b1_rows += segs[i].w.n_rows, taken[size_t(i)] = true;
+        if (b1_fp8_mode() == 2 && b1_rows < kB1MinRowsFp8) {
+            b1.clear();
+            std::fill(taken.begin(), taken.end(), false);
+        }
+        for (size_t b = 0; b < b1.size(); b += kMaxSegs)
+            DSV4_TRY(linear_b1_multi(b1.data() + b, int(std::min<size_t>(kMaxSegs, b1.size() - b)), n, s));
+    }
     for (int i = 0; i < n_segs; ++i) {
+        if (taken[size_t(i)]) continue;
         const DevWeight w = DevWeight::from(segs[i].w);
         bool vec = false;
         switch (w.dtype) {
@@ -1334,6 +1357,37 @@ Status linear_grouped(const float* x, int64_t n_pairs, int64_t ldx, int64_t x_di
         return linear_mma(x, n_pairs, ldx, x_div, dp, table, perm, chunks, n_chunks, max_chunks, y, ldy, s,
                           hint);
     return dispatch(x, n_pairs, ldx, x_div, dp, table, perm, chunks, n_chunks, max_chunks, y, ldy, s, hint);
+}
+
+Status linear_grouped_glu(const float* x, int64_t n_pairs, int64_t ldx, int64_t x_div,
+                          const DevWeight* table1, const DevWeight* table3, const WeightRef& proto,
+                          const int32_t* perm, const int32_t* chunks, const int32_t* n_chunks,
+                          int64_t max_chunks, double limit, float* g, float* u, float* h, cudaStream_t s,
+                          int64_t max_per_expert) {
+    const int64_t I = proto.n_rows;
+    if (n_pairs == 0 || I == 0) return Status::ok();
+    if (max_per_expert == 1 && use_b1(1, proto, x, ldx)) {
+        const DevWeight dp = DevWeight::from(proto);
+        return linear_b1_glu(x, n_pairs, ldx, x_div, dp, dp, table1, table3, perm, chunks, n_chunks,
+                             max_chunks, limit, h, I, s);
+    }
+    DSV4_TRY(linear_grouped(x, n_pairs, ldx, x_div, table1, proto, perm, chunks, n_chunks, max_chunks, g, I,
+                            s, max_per_expert));
+    DSV4_TRY(linear_grouped(x, n_pairs, ldx, x_div, table3, proto, perm, chunks, n_chunks, max_chunks, u, I,
+                            s, max_per_expert));
+    return swiglu_clamp(g, u, n_pairs, I, I, limit, h, s);
+}
+
+Status linear_glu(const float* x, int64_t n, int64_t ldx, const WeightRef& w1, const WeightRef& w3,
+                  double limit, float* g, float* u, float* h, cudaStream_t s) {
+    const int64_t I = w1.n_rows;
+    if (n == 1 && w3.dtype == w1.dtype && w3.n_rows == I && w3.n_cols == w1.n_cols && use_b1(1, w1, x, ldx) &&
+        use_b1(1, w3, x, ldx))
+        return linear_b1_glu(x, 1, ldx, 1, DevWeight::from(w1), DevWeight::from(w3), nullptr, nullptr,
+                             nullptr, nullptr, nullptr, 0, limit, h, I, s);
+    const LinearSeg segs[2] = {{x, ldx, w1, g, I}, {x, ldx, w3, u, w3.n_rows}};
+    DSV4_TRY(linear_multi(segs, 2, n, s));
+    return swiglu_clamp(g, u, n, I, I, limit, h, s);
 }
 
 Status sgemm_f32(const float* A, int64_t lda, const float* B, int64_t ldb, int64_t m, int64_t n, int64_t k,

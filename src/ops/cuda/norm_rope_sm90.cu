@@ -29,8 +29,23 @@ __global__ void rms_norm_kernel(const float* x, int64_t d, const float* w, float
 // The same for rows of d % 4 == 0 floats (16-byte aligned) up to 4·4·1024: each thread keeps its ≤ 4 float4
 // of x in registers between the two passes, and the weight loads are issued before the reduction (a
 // decode row of 4096 floats: one float4 per thread of a 1024-thread CTA, ~4.3 -> ~2 µs).
+// Rope (kRope): then the pairs at off + 2i (i < n_pairs, off % 4 == 0) of row r are rotated by
+// pos[r / heads]·inv_freq[i] exactly as rope_kernel does on the normed values (one launch for both).
+struct RopeArgs {
+    int64_t heads = 1, off = 0, n_pairs = 0;
+    const int64_t* pos = nullptr;
+    const float* inv_freq = nullptr;
+};
 constexpr int kNormVec = 4;  // float4 per thread
-__global__ void rms_norm_vec_kernel(const float* x, int64_t d, const float* w, float eps, float* out) {
+__device__ __forceinline__ void rope_pair(float& x0, float& x1, float angle, bool inverse = false) {
+    const float c = cosf(angle), s = inverse ? -sinf(angle) : sinf(angle);
+    const float a = x0, b = x1;
+    x0 = a * c - b * s;
+    x1 = a * s + b * c;
+}
+template <bool kRope>
+__global__ void rms_norm_vec_kernel(const float* x, int64_t d, const float* w, float eps, float* out,
+                                    RopeArgs ra) {
     pdl_wait();
     __shared__ float red[32];
     const int64_t n4 = d / 4;
@@ -53,9 +68,17 @@ __global__ void rms_norm_vec_kernel(const float* x, int64_t d, const float* w, f
 #pragma unroll
     for (int i = 0; i < kNormVec; ++i) {
         const int64_t k = threadIdx.x + int64_t(i) * blockDim.x;
-        if (k < n4)
-            o[k] = make_float4(v[i].x * inv * wv[i].x, v[i].y * inv * wv[i].y, v[i].z * inv * wv[i].z,
-                               v[i].w * inv * wv[i].w);
+        if (k < n4) {
+            float4 r = make_float4(v[i].x * inv * wv[i].x, v[i].y * inv * wv[i].y, v[i].z * inv * wv[i].z,
+                                   v[i].w * inv * wv[i].w);
+            if (kRope && 4 * k >= ra.off && 4 * k < ra.off + 2 * ra.n_pairs) {  // pairs j, j + 1
+                const int64_t j = (4 * k - ra.off) / 2;
+                const float p = float(ra.pos[blockIdx.x / ra.heads]);
+                rope_pair(r.x, r.y, p * ra.inv_freq[j]);  // fp32 product, as HF
+                rope_pair(r.z, r.w, p * ra.inv_freq[j + 1]);
+            }
+            o[k] = r;
+        }
     }
 }
 
@@ -68,13 +91,10 @@ __global__ void rope_kernel(float* x, int64_t rows, int64_t heads, int64_t head_
     if (g >= rows * heads * n_pairs) return;
     const int64_t i = g % n_pairs, rh = g / n_pairs, r = rh / heads;
     const float angle = float(pos[r]) * inv_freq[i];  // fp32 product, as HF
-    const float c = cosf(angle);
-    float s = sinf(angle);
-    if (inverse) s = -s;
     float* p = x + rh * head_stride + off + 2 * i;
-    const float x0 = p[0], x1 = p[1];
-    p[0] = x0 * c - x1 * s;
-    p[1] = x0 * s + x1 * c;
+    float x0 = p[0], x1 = p[1];
+    rope_pair(x0, x1, angle, inverse);
+    p[0] = x0, p[1] = x1;
 }
 
 __global__ void embed_kernel(const int32_t* ids, DevWeight t, float* out) {
@@ -131,13 +151,35 @@ Status rms_norm(const float* x, int64_t rows, int64_t d, const float* w, double 
     if (d % 4 == 0 && d > 0 && d <= int64_t(4) * kNormVec * 1024 && a16(x) && a16(out) && (!w || a16(w))) {
         const int64_t n4 = d / 4, per = (n4 + kNormVec - 1) / kNormVec;
         const unsigned threads = unsigned(std::clamp<int64_t>((per + 31) / 32 * 32, 32, 1024));
-        launch_pdl(rms_norm_vec_kernel, unsigned(rows), threads, 0, s, x, d, w, float(eps), out);
+        launch_pdl(rms_norm_vec_kernel<false>, unsigned(rows), threads, 0, s, x, d, w, float(eps), out,
+                   RopeArgs{});
         DSV4_CUDA_LAUNCH_CHECK("rms_norm_vec_kernel");
         return Status::ok();
     }
     launch_pdl(rms_norm_kernel, unsigned(rows), 256, 0, s, x, d, w, float(eps), out);
     DSV4_CUDA_LAUNCH_CHECK("rms_norm_kernel");
     return Status::ok();
+}
+
+Status rms_norm_rope(float* x, int64_t rows, int64_t d, const float* w, double eps, int64_t heads,
+                     int64_t off, int64_t n_pairs, const int64_t* pos, const float* inv_freq,
+                     cudaStream_t s) {
+    if (rows == 0) return Status::ok();
+    const auto a16 = [](const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; };
+    if (heads <= 0 || rows % heads != 0 || off < 0 || n_pairs < 0 || off + 2 * n_pairs > d)
+        return error("cuda::rms_norm_rope: rows {} / heads {}, pairs {} from {} of d = {}", rows, heads,
+                     n_pairs, off, d);
+    if (d % 4 == 0 && d > 0 && d <= int64_t(4) * kNormVec * 1024 && off % 4 == 0 && n_pairs % 2 == 0 &&
+        a16(x) && (!w || a16(w))) {
+        const int64_t n4 = d / 4, per = (n4 + kNormVec - 1) / kNormVec;
+        const unsigned threads = unsigned(std::clamp<int64_t>((per + 31) / 32 * 32, 32, 1024));
+        launch_pdl(rms_norm_vec_kernel<true>, unsigned(rows), threads, 0, s, x, d, w, float(eps), x,
+                   RopeArgs{heads, off, n_pairs, pos, inv_freq});
+        DSV4_CUDA_LAUNCH_CHECK("rms_norm_vec_kernel");
+        return Status::ok();
+    }
+    DSV4_TRY(rms_norm(x, rows, d, w, eps, x, s));
+    return rope(x, rows / heads, heads, d, off, n_pairs, pos, inv_freq, false, s);
 }
 
 Status rope(float* x, int64_t rows, int64_t heads, int64_t head_stride, int64_t off, int64_t n_pairs,

@@ -24,7 +24,11 @@ Result<double> measure_sgemm_tflops(int64_t M, int64_t N, int64_t K, int reps);
 // `groups` experts of n_tok pairs each (the routed experts of a decode step: groups 6, n_tok 1). Weights
 // rotated over > 2× L2; `reps` calls back to back in one CUDA graph (as in a decode step), median
 // microseconds per call over 4 graph launches.
-Result<double> bench_linear_us(DType dt, int64_t n_tok, int64_t N, int64_t K, int reps, int64_t groups = 1);
+// kind multi: one linear_multi over `groups` weights (each reading its own K columns of x: wo_a's groups);
+// kind glu: one linear_grouped_glu (W1, W3 tables of `groups` experts; bytes of both).
+enum class LinearBench { plain, multi, glu };
+Result<double> bench_linear_us(DType dt, int64_t n_tok, int64_t N, int64_t K, int reps, int64_t groups = 1,
+                               LinearBench kind = LinearBench::plain);
 // The FP8 tensor-core GEMM (fp8_gemm_sm90.cu) on random FP8 or FP4 weights, activations quantized once
 // outside the timing: groups = 1 one dense fp8_gemm_q of M rows × (N, K); groups = E one fp8_gemm_grouped_q
 // over E experts of M pairs each. Weight sets rotated over > 2× L2; verified first against FP8 rounding +

@@ -113,12 +113,30 @@ Status linear_grouped(const float* x, int64_t n_pairs, int64_t ldx, int64_t x_di
                       const WeightRef& proto, const int32_t* perm, const int32_t* chunks,
                       const int32_t* n_chunks, int64_t max_chunks, float* y, int64_t ldy, cudaStream_t s,
                       int64_t max_per_expert = 0);
+// The gate/up pair of an FFN: h [n_pairs, I] (row stride I) = swiglu_clamp(x·W1ᵀ, x·W3ᵀ, limit) per pair,
+// W1 / W3 from table1 / table3 (same shape and format). Batch 1 (max_per_expert == 1, FP4 / FP8 on the
+// b1 kernel): one launch, the swiglu in its epilogue; else two linear_grouped into g, u [n_pairs, I] and
+// swiglu_clamp (g, u: scratch of the caller, unused on the fused path).
+Status linear_grouped_glu(const float* x, int64_t n_pairs, int64_t ldx, int64_t x_div,
+                          const DevWeight* table1, const DevWeight* table3, const WeightRef& proto,
+                          const int32_t* perm, const int32_t* chunks, const int32_t* n_chunks,
+                          int64_t max_chunks, double limit, float* g, float* u, float* h, cudaStream_t s,
+                          int64_t max_per_expert = 0);
+// Dense: h [n, I] = swiglu_clamp(x·W1ᵀ, x·W3ᵀ, limit); one b1 launch for one row when both weights go to
+// the b1 kernel, else linear_multi into g, u and swiglu_clamp.
+Status linear_glu(const float* x, int64_t n, int64_t ldx, const WeightRef& w1, const WeightRef& w3,
+                  double limit, float* g, float* u, float* h, cudaStream_t s);
 
 // ---- norm_rope_sm90.cu
 Status rms_norm(const float* x, int64_t rows, int64_t d, const float* w, double eps, float* out,
                 cudaStream_t s);
 Status rope(float* x, int64_t rows, int64_t heads, int64_t head_stride, int64_t off, int64_t n_pairs,
             const int64_t* pos, const float* inv_freq, bool inverse, cudaStream_t s);
+// In place: rms_norm of each row of d (weight w or none), then rope on its pairs off + 2i, i < n_pairs, at
+// position pos[row / heads] (rows = tokens·heads, one head of d per row) — what rms_norm followed by
+// rope(x, rows / heads, heads, d, off, n_pairs, pos, inv_freq, false) computes, bit for bit, in one launch.
+Status rms_norm_rope(float* x, int64_t rows, int64_t d, const float* w, double eps, int64_t heads,
+                     int64_t off, int64_t n_pairs, const int64_t* pos, const float* inv_freq, cudaStream_t s);
 Status embed(const int32_t* ids, int64_t n, const WeightRef& table, float* out, cudaStream_t s);
 Status swiglu_clamp(const float* g, const float* u, int64_t n, int64_t I, int64_t ldg, double limit, float* h,
                     cudaStream_t s);
@@ -300,6 +318,15 @@ bool linear_b1_ok(const WeightRef& w, const float* x, int64_t ldx);
 Status linear_b1(const float* x, int64_t n, int64_t ldx, int64_t x_div, const DevWeight& w,
                  const DevWeight* table, const int32_t* perm, const int32_t* chunks, const int32_t* n_chunks,
                  int64_t max_chunks, float* y, int64_t ldy, cudaStream_t s);
+// Several weights of one format (FP4 or FP8) over the same n token rows in one launch (linear_multi's
+// one-row FP8 segments): up to 8 segments, each its own x / y, as linear_b1 per segment would compute them.
+Status linear_b1_multi(const LinearSeg* segs, int n_segs, int64_t n, cudaStream_t s);
+// The gate/up form: y = swiglu_clamp(x·W1ᵀ, x·W3ᵀ, limit) (W1, W3 of one shape and format; tables both or
+// neither), one launch: half of a CTA's row tiles read W1, the other half the same rows of W3.
+Status linear_b1_glu(const float* x, int64_t n, int64_t ldx, int64_t x_div, const DevWeight& w1,
+                     const DevWeight& w3, const DevWeight* table1, const DevWeight* table3,
+                     const int32_t* perm, const int32_t* chunks, const int32_t* n_chunks, int64_t max_chunks,
+                     double limit, float* h, int64_t ldh, cudaStream_t s);
 
 // ---- fp8_gemm_sm90.cu: y [n, N] (row stride ldy) = act_quant(x) [n, K] · W [N, K]ᵀ in fp32 on the FP8
 // tensor cores (mma.sync e4m3, our kernel): W FP8 e4m3 + 128x128 UE8M0 or packed FP4 e2m1 + UE8M0 per 32
