@@ -573,6 +573,66 @@ struct IndexerScoresCase : OpCase {
 DSV4_OP_CASES(IndexerScoresCase, {2, 1, 1, 1}, {3, 16, 128, 37}, {4, 64, 128, 1000},
               {2, 11, 40, 50});  // heads not a multiple of the 8 per group of indexer_score_warp
 
+// ------------------------------------------------------------------------------- indexer_scores_decode
+// The decode-batch form (decode_batch_sm90.cu): B sequences, each with its own index keys (DecodeSeq.idx:
+// n_entries before this step, position p: the step's emit adds one when (p + 1) % 4 == 0, the query sees
+// (p + 1) / 4), scores [B, max_keys] (−inf past each sequence's keys). Reference: cpu::indexer_scores per
+// sequence. Shapes: the Flash indexer (64 heads × 128) at decode key counts, heads not a multiple of 32,
+// more than 128 heads (the unstaged fallback), more keys than one pass of the CTAs covers.
+struct IndexerScoresDecodeCase : OpCase {
+    struct P {
+        int64_t B, Hi, di, max_keys;
+    } p;
+    cpu_vec qi, w, keys;              // [B, Hi, di], [B, Hi], [B, max_keys, di]
+    std::vector<int64_t> n_ent, pos;  // per sequence
+    int64_t n_avail(int64_t b) const {
+        const int64_t n_keys = n_ent[size_t(b)] + ((pos[size_t(b)] + 1) % 4 == 0 ? 1 : 0);
+        return std::min(n_keys, (pos[size_t(b)] + 1) / 4);
+    }
+    std::string op() const override { return "indexer_scores_decode"; }
+    std::string vars() const override {
+        return fmt::format("B={},Hi={},di={},keys={}", p.B, p.Hi, p.di, p.max_keys);
+    }
+    void init(Rng& rng) override {
+        qi = rng.uniform_vec(p.B * p.Hi * p.di, -1.0f, 1.0f);
+        w = rng.uniform_vec(p.B * p.Hi, -1.0f, 1.0f);
+        keys = rng.uniform_vec(p.B * p.max_keys * p.di, -1.0f, 1.0f);
+        n_ent.resize(size_t(p.B)), pos.resize(size_t(p.B));
+        for (int64_t b = 0; b < p.B; ++b) {  // b = 0: every key visible; b = 1: none yet
+            n_ent[size_t(b)] = b == 1 ? 0 : p.max_keys - 1 - (b == 0 ? 0 : rng.below(p.max_keys));
+            pos[size_t(b)] =
+                b == 0 ? 4 * p.max_keys - 1 : (b == 1 ? 2 : int64_t(rng.below(4 * p.max_keys + 8)));
+        }
+    }
+    std::vector<OutSpec> outputs() const override { return {{"scores", OutKind::f32, p.B * p.max_keys}}; }
+    void run_cpu(const Outs& o) override {
+        for (int64_t b = 0; b < p.B; ++b) {
+            const int64_t na = n_avail(b);
+            cpu::indexer_scores(qi.data() + b * p.Hi * p.di, w.data() + b * p.Hi, 1, p.Hi, p.di,
+                                keys.data() + b * p.max_keys * p.di, p.max_keys, &na,
+                                o.f(0) + b * p.max_keys);
+        }
+    }
+    double max_err() const override { return 1e-4; }  // as indexer_scores
+#if DSV4_HAVE_CUDA
+    Status run_cuda(Dev& dev, const Outs& o) override {
+        float* dk = dev.up(keys);
+        std::vector<cuda::DecodeSeq> t(size_t(p.B));
+        for (int64_t b = 0; b < p.B; ++b) {
+            cuda::DecodeSeq& q = t[size_t(b)];
+            q = {};
+            q.p = pos[size_t(b)];
+            q.idx.entries = dk + b * p.max_keys * p.di;
+            q.idx.n_entries = n_ent[size_t(b)];
+        }
+        return cuda::indexer_scores_decode(dev.up(qi), dev.up(w), p.B, p.Hi, p.di, dev.up(t), p.max_keys,
+                                           o.f(0), dev.stream);
+    }
+#endif
+};
+DSV4_OP_CASES(IndexerScoresDecodeCase, {1, 64, 128, 256}, {3, 64, 128, 37}, {4, 11, 40, 50}, {2, 160, 16, 20},
+              {2, 64, 128, 4000}, {5, 33, 128, 9});
+
 // ------------------------------------------------------------------------------------- topk_lower_index
 struct TopkCase : OpCase {  // many ties (scores on a coarse grid, ±0) so the tie rule decides
     struct P {

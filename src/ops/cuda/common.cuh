@@ -153,17 +153,37 @@ __device__ __forceinline__ float indexer_score_warp(const float* q, const float*
 }
 
 // Compressor pooling of one channel over a window's slots (spec §6.5): softmax over the gate logits z,
-// weighted sum of the values a; slot(j, a, z) yields slot j. Two passes (max, then sums), as the CPU.
+// weighted sum of the values a; slot(j, a, z) yields slot j. Two passes (max, then sums), as the CPU; each
+// pass loads U slots before using them (the slots are independent loads: one at a time, a decode emit of 8
+// slots × 2 passes was 16 dependent global round trips), the sums still in slot order.
 template <typename Slot>
 __device__ __forceinline__ float pool_slots(int64_t n_slots, Slot slot) {
-    float mx = -INFINITY, av, zv;
-    for (int64_t j = 0; j < n_slots; ++j) slot(j, av, zv), mx = fmaxf(mx, zv);
+    constexpr int U = 8;
+    float mx = -INFINITY;
+    for (int64_t j0 = 0; j0 < n_slots; j0 += U) {
+        float zv[U];
+#pragma unroll
+        for (int u = 0; u < U; ++u) {
+            float av;
+            zv[u] = -INFINITY;
+            if (j0 + u < n_slots) slot(j0 + u, av, zv[u]);
+        }
+#pragma unroll
+        for (int u = 0; u < U; ++u) mx = fmaxf(mx, zv[u]);
+    }
     float sum = 0.0f, acc = 0.0f;
-    for (int64_t j = 0; j < n_slots; ++j) {
-        slot(j, av, zv);
-        const float ex = expf(zv - mx);
-        sum += ex;
-        acc += ex * av;
+    for (int64_t j0 = 0; j0 < n_slots; j0 += U) {
+        float av[U], zv[U];
+#pragma unroll
+        for (int u = 0; u < U; ++u)
+            if (j0 + u < n_slots) slot(j0 + u, av[u], zv[u]);
+#pragma unroll
+        for (int u = 0; u < U; ++u)
+            if (j0 + u < n_slots) {
+                const float ex = expf(zv[u] - mx);
+                sum += ex;
+                acc += ex * av[u];
+            }
     }
     return acc / sum;
 }

@@ -5,6 +5,8 @@
 // a single sink-attention call. Same arithmetic as the per-sequence kernels (model_helpers_sm90.cu,
 // norm_rope_sm90.cu, attention_sm90.cu) in the same order; tested through the whole model
 // (tests/model/test_cuda_model.cpp: a decode batch equals each sequence alone).
+#include <algorithm>
+
 #include "ops/cuda/common.cuh"
 #include "ops/cuda/launch.cuh"
 #include "ops/cuda/cuda_check.h"
@@ -87,7 +89,8 @@ __global__ void __launch_bounds__(kThreads)
 
 constexpr int kIdxWarps = 8;
 
-// grid (ceil(max_keys / kIdxWarps), B): one warp per key s of sequence b (as indexer_scores_kernel).
+// grid (ceil(max_keys / kIdxWarps), B): one warp per key s of sequence b (as indexer_scores_kernel). The
+// fallback for head shapes the staged kernel below does not take.
 __global__ void __launch_bounds__(kIdxWarps * 32)
     indexer_decode_kernel(const float* qi, const float* w, int64_t Hi, int64_t di, const DecodeSeq* seqs,
                           int64_t max_keys, float* scores) {
@@ -103,6 +106,64 @@ __global__ void __launch_bounds__(kIdxWarps * 32)
     }
     const float acc = indexer_score_warp(qi + b * Hi * di, w + b * Hi, Hi, di, q.idx.entries + s * di);
     if (lane == 0) scores[b * max_keys + s] = acc;
+}
+
+// The same scores with sequence b's q [Hi, di] staged once per CTA in shared memory (rows padded to di + 1,
+// so lanes reading one dim of 32 different heads hit 32 banks) and lane l owning heads l + 32j (j < HPL):
+// its dot products run over di in order from shared memory, then Σ_h w[h]·ReLU(dot_h) is one warp sum.
+// (indexer_score_warp re-reads q from L1/L2 for every key, 64 warp sums per key: ~29 µs for 256 keys.)
+// grid (min(ceil(max_keys / kIdxWarps), kIdxMaxCtas), B); warp w takes keys blockIdx.x·8 + w, + grid·8, ...
+constexpr int64_t kIdxMaxCtas = 264;
+int64_t idx_staged_smem(int64_t Hi, int64_t di) {
+    return (Hi * (di + 1) + kIdxWarps * di) * int64_t(sizeof(float));
+}
+template <int HPL>
+__global__ void __launch_bounds__(kIdxWarps * 32)
+    indexer_decode_staged_kernel(const float* qi, const float* w, int64_t Hi, int64_t di,
+                                 const DecodeSeq* seqs, int64_t max_keys, float* scores) {
+    extern __shared__ float sm[];  // [Hi, di + 1] q | [kIdxWarps, di] the warps' keys
+    pdl_wait();
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const int64_t b = blockIdx.y, ld = di + 1;
+    const DecodeSeq& q = seqs[b];
+    const int64_t n_keys = q.idx.n_entries + ((q.p + 1) % 4 == 0 ? 1 : 0), avail = (q.p + 1) / 4;
+    float* sk = sm + Hi * ld + warp * di;
+    const float* qb = qi + b * Hi * di;
+    for (int64_t e = threadIdx.x; e < Hi * di; e += blockDim.x) sm[(e / di) * ld + e % di] = qb[e];
+    float wl[HPL];
+    const float* qrow[HPL];
+#pragma unroll
+    for (int j = 0; j < HPL; ++j) {
+        const int64_t h = lane + 32 * j;
+        wl[j] = h < Hi ? w[b * Hi + h] : 0.0f;
+        qrow[j] = sm + (h < Hi ? h : Hi - 1) * ld;  // past Hi: a valid row, weight 0
+    }
+    __syncthreads();
+    for (int64_t s = int64_t(blockIdx.x) * kIdxWarps + warp; s < max_keys;
+         s += int64_t(gridDim.x) * kIdxWarps) {
+        if (s >= n_keys || s >= avail) {
+            if (lane == 0) scores[b * max_keys + s] = -INFINITY;
+            continue;
+        }
+        const float* key = q.idx.entries + s * di;
+        for (int64_t i = lane; i < di; i += 32) sk[i] = key[i];
+        __syncwarp();
+        float dot[HPL];
+#pragma unroll
+        for (int j = 0; j < HPL; ++j) dot[j] = 0.0f;
+#pragma unroll 4
+        for (int64_t i = 0; i < di; ++i) {
+            const float kv = sk[i];
+#pragma unroll
+            for (int j = 0; j < HPL; ++j) dot[j] += qrow[j][i] * kv;
+        }
+        float acc = 0.0f;
+#pragma unroll
+        for (int j = 0; j < HPL; ++j) acc += wl[j] * fmaxf(dot[j], 0.0f);
+        acc = warp_sum(acc);
+        if (lane == 0) scores[b * max_keys + s] = acc;
+        __syncwarp();  // the key row is read by all lanes before the next key overwrites it
+    }
 }
 
 __global__ void ring_decode_kernel(const float* kv, const DecodeSeq* seqs, int64_t W, int64_t d) {
@@ -157,6 +218,22 @@ Status compressor_decode(const float* a, const float* z, const float* ape, const
 Status indexer_scores_decode(const float* qi, const float* w, int64_t B, int64_t Hi, int64_t di,
                              const DecodeSeq* seqs, int64_t max_keys, float* scores, cudaStream_t s) {
     if (B == 0 || max_keys == 0) return Status::ok();
+    const int64_t smem = idx_staged_smem(Hi, di);
+    const unsigned gx = unsigned(std::min<int64_t>(ceil_div_u(max_keys, kIdxWarps), kIdxMaxCtas));
+    if (Hi <= 128 && smem <= 48 * 1024) {
+        auto go = [&](auto kernel) {
+            launch_pdl(kernel, dim3(gx, unsigned(B)), kIdxWarps * 32, size_t(smem), s, qi, w, Hi, di, seqs,
+                       max_keys, scores);
+        };
+        if (Hi <= 32)
+            go(indexer_decode_staged_kernel<1>);
+        else if (Hi <= 64)
+            go(indexer_decode_staged_kernel<2>);
+        else
+            go(indexer_decode_staged_kernel<4>);
+        DSV4_CUDA_LAUNCH_CHECK("indexer_decode_staged_kernel");
+        return Status::ok();
+    }
     launch_pdl(indexer_decode_kernel, dim3(ceil_div_u(max_keys, kIdxWarps), unsigned(B)), kIdxWarps * 32, 0,
                s, qi, w, Hi, di, seqs, max_keys, scores);
     DSV4_CUDA_LAUNCH_CHECK("indexer_decode_kernel");

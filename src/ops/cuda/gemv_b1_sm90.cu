@@ -97,7 +97,9 @@ struct B1Args {
     float lim;
 };
 
-template <DType DT, int TILES, int MINB, bool kGlu>
+// kMulti: a.n_segs > 1 (only then the segment is picked: the compares cost registers, and at the FP4
+// 3-CTA cap they spilled).
+template <DType DT, int TILES, int MINB, bool kGlu, bool kMulti>
 __global__ void __launch_bounds__(kThreads, MINB) b1_kernel(const __grid_constant__ B1Args a) {
     static_assert(!kGlu || TILES >= 2, "gate/up needs a W1 and a W3 tile");
     constexpr bool kFp4 = DT == DType::fp4_e2m1;
@@ -117,10 +119,12 @@ __global__ void __launch_bounds__(kThreads, MINB) b1_kernel(const __grid_constan
     float* y = a.y[0];
     int64_t ldx = a.ldx[0], ldy = a.ldy[0];
     unsigned c0 = 0;
+    if constexpr (kMulti) {
 #pragma unroll
-    for (int k = 1; k < kMaxSegs; ++k)
-        if (k < a.n_segs && blockIdx.x >= a.cta0[k])
-            w = a.w[k], x = a.x[k], y = a.y[k], ldx = a.ldx[k], ldy = a.ldy[k], c0 = a.cta0[k];
+        for (int k = 1; k < kMaxSegs; ++k)
+            if (k < a.n_segs && blockIdx.x >= a.cta0[k])
+                w = a.w[k], x = a.x[k], y = a.y[k], ldx = a.ldx[k], ldy = a.ldy[k], c0 = a.cta0[k];
+    }
     const int64_t bx = int64_t(blockIdx.x - c0);
     if (chunks) pdl_wait();  // grouped: the chunk table is the previous kernel's output
     RowBlock blk;
@@ -282,9 +286,9 @@ __global__ void __launch_bounds__(kThreads, MINB) b1_kernel(const __grid_constan
 }
 
 // ny: the CTAs along y (token rows, or chunk slots); rows: all segments' rows (sizes the tiles).
-template <DType DT, int TILES, int MINB, bool kGlu>
+template <DType DT, int TILES, int MINB, bool kGlu, bool kMulti>
 Status launch_t(B1Args a, int64_t max_k, int64_t ny, cudaStream_t s) {
-    constexpr auto kernel = b1_kernel<DT, TILES, MINB, kGlu>;
+    constexpr auto kernel = b1_kernel<DT, TILES, MINB, kGlu, kMulti>;
     const int64_t bytes = smem_bytes(max_k);
     if (bytes > (48 << 10) && !allow_dynamic_smem<kernel>(int(smem_bytes(kMaxK))))
         return error("cuda::linear_b1: cannot allow {} B of shared memory", smem_bytes(kMaxK));
@@ -325,8 +329,11 @@ Status launch(const B1Args& a, bool glu, int64_t max_chunks, cudaStream_t s) {
     auto go = [&](auto tiles_c, auto glu_c) {
         constexpr int TL = decltype(tiles_c)::value;
         constexpr bool G = decltype(glu_c)::value;
-        if (occ == 3) return launch_t<DT, TL, 3, G>(a, max_k, ny, s);
-        return launch_t<DT, TL, 2, G>(a, max_k, ny, s);
+        // segments: FP8 without gate/up only (linear_b1_multi), at the FP8 register cap
+        if constexpr (DT == DType::f8_e4m3 && !G)
+            if (a.n_segs > 1) return launch_t<DT, TL, 2, false, true>(a, max_k, ny, s);
+        if (occ == 3) return launch_t<DT, TL, 3, G, false>(a, max_k, ny, s);
+        return launch_t<DT, TL, 2, G, false>(a, max_k, ny, s);
     };
     auto with = [&](auto glu_c) {
         switch (tiles_for(rows, a.chunks ? std::min(max_chunks, a.n) : a.n, glu)) {
@@ -409,6 +416,9 @@ Status linear_b1_glu(const float* x, int64_t n, int64_t ldx, int64_t x_div, cons
 Status linear_b1_multi(const LinearSeg* segs, int n_segs, int64_t n, cudaStream_t s) {
     if (n_segs < 1 || n_segs > kMaxSegs)
         return error("cuda::linear_b1_multi: {} segments (1 .. {} per launch)", n_segs, kMaxSegs);
+    for (int i = 0; i < n_segs; ++i)
+        if (segs[i].w.dtype != DType::f8_e4m3)
+            return error("cuda::linear_b1_multi: FP8 segments only (got {})", dtype_name(segs[i].w.dtype));
     B1Args a{};
     a.n_segs = 0, a.n = n, a.x_div = 1;
     for (int i = 0; i < n_segs; ++i) {

@@ -318,8 +318,8 @@ bool linear_b1_ok(const WeightRef& w, const float* x, int64_t ldx);
 Status linear_b1(const float* x, int64_t n, int64_t ldx, int64_t x_div, const DevWeight& w,
                  const DevWeight* table, const int32_t* perm, const int32_t* chunks, const int32_t* n_chunks,
                  int64_t max_chunks, float* y, int64_t ldy, cudaStream_t s);
-// Several weights of one format (FP4 or FP8) over the same n token rows in one launch (linear_multi's
-// one-row FP8 segments): up to 8 segments, each its own x / y, as linear_b1 per segment would compute them.
+// Several FP8 weights over the same n token rows in one launch (linear_multi's one-row FP8 segments): up
+// to 8 segments, each its own x / y, as linear_b1 per segment would compute them.
 Status linear_b1_multi(const LinearSeg* segs, int n_segs, int64_t n, cudaStream_t s);
 // The gate/up form: y = swiglu_clamp(x·W1ᵀ, x·W3ᵀ, limit) (W1, W3 of one shape and format; tables both or
 // neither), one launch: half of a CTA's row tiles read W1, the other half the same rows of W3.
