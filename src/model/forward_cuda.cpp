@@ -754,11 +754,24 @@ struct CudaForward::Impl {
             DSV4_TRY(shared());
             mark("moe.shared");
         }
+        // one token: the router kernel also writes the expert grouping (moe_group's chunk table)
+        const int64_t np = n * k;
+        int32_t *perm, *n_chunks, *scratch, *chunks = nullptr;
+        DSV4_TRY_ASSIGN(perm, ws.get<int32_t>(np));
+        DSV4_TRY_ASSIGN(n_chunks, ws.get<int32_t>(1));
+        DSV4_TRY_ASSIGN(scratch, ws.get<int32_t>(E + 1));
+        const int64_t max_chunks = cuda::moe_max_chunks(np, E);
+        const bool route_groups = n == 1 && k <= 32;
+        cuda::MoeGroupOut grp;
+        if (route_groups) {
+            DSV4_TRY_ASSIGN(chunks, ws.get<int32_t>(3 * max_chunks));
+            grp.perm = perm, grp.chunks = chunks, grp.n_chunks = n_chunks;
+        }
         DSV4_TRY(cuda::linear(x, n, D, L.gate, logits, E, stream));
         const bool hash = cfg.is_hash_layer(il);
         DSV4_TRY(cuda::moe_route(logits, n, E, k, S.ids, hash ? L.tid2eid : nullptr, cfg.vocab_size,
-                                 hash ? nullptr : L.gate_bias, cfg.routed_scaling_factor, esel, wsel,
-                                 stream));
+                                 hash ? nullptr : L.gate_bias, cfg.routed_scaling_factor, esel, wsel, stream,
+                                 route_groups ? &grp : nullptr));
         mark("moe.router");
         // routed experts: (token, slot) pairs grouped by expert on the device, each expert's weights read
         // once per chunk of up to 8 pairs
@@ -766,11 +779,6 @@ struct CudaForward::Impl {
         DSV4_TRY_ASSIGN(U, ws.get<float>(n * k * I));
         DSV4_TRY_ASSIGN(Hh, ws.get<float>(n * k * I));
         DSV4_TRY_ASSIGN(Y, ws.get<float>(n * k * D));
-        const int64_t np = n * k;
-        int32_t *perm, *n_chunks, *scratch;
-        DSV4_TRY_ASSIGN(perm, ws.get<int32_t>(np));
-        DSV4_TRY_ASSIGN(n_chunks, ws.get<int32_t>(1));
-        DSV4_TRY_ASSIGN(scratch, ws.get<int32_t>(E + 1));
         // Reference numerics with ≥ kFp8GemmMinTokens tokens: the experts on the FP8 tensor cores (x and h
         // quantized once, chunks of fp8_gemm_group_rows() pairs).
         if (ref && fp8_gemm_on && n >= kFp8GemmMinTokens && cuda::fp8_gemm_weight_ok(L.w1_proto) &&
@@ -801,10 +809,10 @@ struct CudaForward::Impl {
             mark("moe.routed");
             return Status::ok();
         }
-        const int64_t max_chunks = cuda::moe_max_chunks(np, E);
-        int32_t* chunks;
-        DSV4_TRY_ASSIGN(chunks, ws.get<int32_t>(3 * max_chunks));
-        DSV4_TRY(cuda::moe_group(esel, np, E, perm, chunks, n_chunks, scratch, stream));
+        if (!route_groups) {
+            DSV4_TRY_ASSIGN(chunks, ws.get<int32_t>(3 * max_chunks));
+            DSV4_TRY(cuda::moe_group(esel, np, E, perm, chunks, n_chunks, scratch, stream));
+        }
         // Reference numerics (moe.cpp expert_ffn): x rounded to FP8 once for all experts (the rounding is per
         // row), the routing weight applied to h before W2's FP8 rounding, then combined with weight 1.
         const float* xe = x;

@@ -722,6 +722,70 @@ struct MoeRouteCase : OpCase {
 };
 DSV4_OP_CASES(MoeRouteCase, {1, 8, 2, false}, {7, 256, 6, false}, {5, 256, 6, true}, {3, 9, 9, false});
 
+// The one-token grouped form: moe_route also writes moe_group's table (perm, chunks {expert, start, count},
+// n_chunks) of the token's k pairs; reference: the CPU route, its pairs sorted stably by expert, chunks of ≤
+// tok. The hash table gives repeated experts where rep is set (two pairs on one expert: one chunk of 2, or
+// two chunks with tok = 1).
+struct MoeRouteGroupCase : MoeRouteCase {
+    int tok = 8;
+    bool rep = false;
+    std::string op() const override { return "moe_route_group"; }
+    std::string vars() const override {
+        return MoeRouteCase::vars() + fmt::format(",tok={},rep={}", tok, int(rep));
+    }
+    void init(Rng& rng) override {
+        MoeRouteCase::init(rng);
+        if (rep)
+            for (int64_t v = 0; v < kVocab; ++v) tid2eid[v * p.k + p.k - 1] = tid2eid[v * p.k];
+    }
+    std::vector<OutSpec> outputs() const override {
+        auto o = MoeRouteCase::outputs();
+        o.push_back({"perm", OutKind::exact_i32, p.k});
+        o.push_back({"chunks", OutKind::exact_i32, 3 * p.k});
+        o.push_back({"n_chunks", OutKind::exact_i32, 1});
+        return o;
+    }
+    void run_cpu(const Outs& o) override {
+        MoeRouteCase::run_cpu(o);
+        std::vector<int32_t> order(size_t(p.k));
+        std::iota(order.begin(), order.end(), 0);
+        const int32_t* idx = o.i32(0);
+        std::stable_sort(order.begin(), order.end(), [&](int32_t a, int32_t b) { return idx[a] < idx[b]; });
+        int nc = 0;
+        for (int64_t i = 0; i < p.k;) {
+            int64_t run = 1;
+            while (i + run < p.k && idx[order[size_t(i + run)]] == idx[order[size_t(i)]]) ++run;
+            for (int64_t c = 0; c < run; c += tok, ++nc) {
+                o.i32(3)[3 * nc] = idx[order[size_t(i)]];
+                o.i32(3)[3 * nc + 1] = int32_t(i + c);
+                o.i32(3)[3 * nc + 2] = int32_t(std::min<int64_t>(tok, run - c));
+            }
+            i += run;
+        }
+        std::copy(order.begin(), order.end(), o.i32(2));
+        o.i32(4)[0] = nc;
+    }
+#if DSV4_HAVE_CUDA
+    Status run_cuda(Dev& dev, const Outs& o) override {
+        cuda::MoeGroupOut g;
+        g.perm = o.i32(2), g.chunks = o.i32(3), g.n_chunks = o.i32(4), g.tok = tok;
+        return cuda::moe_route(dev.up(logits), p.n, p.E, p.k, dev.up(ids), p.hash ? dev.up(tid2eid) : nullptr,
+                               kVocab, p.hash ? nullptr : dev.up(bias), 1.5, o.i32(0), o.f(1), dev.stream,
+                               &g);
+    }
+#endif
+};
+template <int Tok, bool Rep>
+struct MoeRouteGroupAt : MoeRouteGroupCase {
+    MoeRouteGroupAt() { tok = Tok, rep = Rep; }
+};
+using MoeRouteGroup8 = MoeRouteGroupAt<8, false>;
+using MoeRouteGroupRep = MoeRouteGroupAt<8, true>;
+using MoeRouteGroupRep1 = MoeRouteGroupAt<1, true>;
+DSV4_OP_CASES(MoeRouteGroup8, {1, 256, 6, false}, {1, 256, 6, true}, {1, 9, 9, false});
+DSV4_OP_CASES(MoeRouteGroupRep, {1, 64, 6, true});
+DSV4_OP_CASES(MoeRouteGroupRep1, {1, 64, 6, true});
+
 // ---------------------------------------------------------------------------------------- swiglu_clamp
 struct SwigluCase : OpCase {
     struct P {

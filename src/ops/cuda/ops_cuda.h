@@ -225,10 +225,16 @@ Status indexer_scores_gemm(const float* qi, const float* w, int64_t n, int64_t H
 // ---- topk_sm90.cu
 Status topk_lower_index(const float* scores, int64_t n, int64_t n_cols, const int64_t* n_valid, int64_t k,
                         int32_t* sel, cudaStream_t s);
-// tid2eid: i64 [V, k] device table (hash layers) or null; bias: f32 [E] or null.
+// tid2eid: i64 [V, k] device table (hash layers) or null; bias: f32 [E] or null. group (one token, k ≤ 32):
+// the same kernel also writes what moe_group(out_idx, k, E, perm, chunks, n_chunks, ..., tok) would (pairs
+// of one token, stable by expert, chunks of ≤ tok) — one launch less per decode step and layer.
+struct MoeGroupOut {
+    int32_t *perm = nullptr, *chunks = nullptr, *n_chunks = nullptr;
+    int tok = 8;
+};
 Status moe_route(const float* logits, int64_t n, int64_t E, int64_t k, const int32_t* ids,
                  const int64_t* tid2eid, int64_t n_vocab, const float* bias, double route_scale,
-                 int32_t* out_idx, float* out_w, cudaStream_t s);
+                 int32_t* out_idx, float* out_w, cudaStream_t s, const MoeGroupOut* group = nullptr);
 
 // ---- sample_sm90.cu
 // The token of cpu::sample_row (ops/sample_params.h) for each row of logits [n_rows, n_vocab] (already biased

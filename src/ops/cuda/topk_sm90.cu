@@ -387,11 +387,13 @@ __device__ __forceinline__ float softplus_dev(float x) {
 }
 
 constexpr int kRouteThreads = 256;
+constexpr int kRouteGroupMaxK = 32;
 
 // One CTA per token; scores in dynamic shared memory [E].
 __global__ void __launch_bounds__(kRouteThreads)
     moe_route_kernel(const float* logits, int64_t E, int64_t k, const int32_t* ids, const int64_t* tid2eid,
-                     int64_t n_vocab, const float* bias, float route_scale, int32_t* out_idx, float* out_w) {
+                     int64_t n_vocab, const float* bias, float route_scale, int32_t* out_idx, float* out_w,
+                     MoeGroupOut g) {
     pdl_wait();
     extern __shared__ float s[];  // [E]
     const int64_t t = blockIdx.x;
@@ -419,6 +421,30 @@ __global__ void __launch_bounds__(kRouteThreads)
         for (int64_t j = 0; j < k; ++j)
             out_w[t * k + j] =
                 (idx[j] >= 0 ? s[idx[j]] : __uint_as_float(0x7fc00000u)) / (sum + 1e-20f) * route_scale;
+        if (g.perm) {  // one token: moe_group's table of its k pairs (stable by expert, chunks of ≤ tok)
+            int32_t order[kRouteGroupMaxK];
+            int np = 0;
+            for (int j = 0; j < int(k); ++j) {
+                const int32_t e = idx[j];
+                if (e < 0) continue;  // an invalid hash id (the host validates them): no pair
+                int at = np++;
+                for (; at > 0 && idx[order[at - 1]] > e; --at) order[at] = order[at - 1];
+                order[at] = int32_t(j);
+            }
+            int nc = 0;
+            for (int i = 0; i < np;) {
+                const int32_t e = idx[order[i]];
+                int run = 1;
+                while (i + run < np && idx[order[i + run]] == e) ++run;
+                for (int c = 0; c < run; c += g.tok, ++nc) {
+                    g.chunks[3 * nc] = e, g.chunks[3 * nc + 1] = i + c,
+                                 g.chunks[3 * nc + 2] = min(g.tok, run - c);
+                }
+                i += run;
+            }
+            for (int i = 0; i < np; ++i) g.perm[i] = order[i];
+            *g.n_chunks = nc;
+        }
     }
 }
 
@@ -460,14 +486,23 @@ Status topk_lower_index(const float* scores, int64_t n, int64_t n_cols, const in
 
 Status moe_route(const float* logits, int64_t n, int64_t E, int64_t k, const int32_t* ids,
                  const int64_t* tid2eid, int64_t n_vocab, const float* bias, double route_scale,
-                 int32_t* out_idx, float* out_w, cudaStream_t s) {
+                 int32_t* out_idx, float* out_w, cudaStream_t s, const MoeGroupOut* group) {
     if (k > E) return error("cuda::moe_route: top-{} of {} experts", k, E);
     if (n == 0) return Status::ok();
+    MoeGroupOut g{};
+    if (group) {
+        if (n != 1 || k > kRouteGroupMaxK || group->tok < 1 || !group->perm || !group->chunks ||
+            !group->n_chunks)
+            return error(
+                "cuda::moe_route: the grouped form takes one token, k <= {}, tok >= 1 (n = {}, k = {})",
+                kRouteGroupMaxK, n, k);
+        g = *group;
+    }
     // NOTE(cuda): shared memory padded by 4 floats: compute-sanitizer saw 12-byte shared loads from the
     // unrolled rank loop read past s[E − 1] when E = 9 (the values read there are never used).
     const size_t smem = size_t(E + 4) * sizeof(float);
     launch_pdl(moe_route_kernel, unsigned(n), kRouteThreads, smem, s, logits, E, k, ids, tid2eid, n_vocab,
-               bias, float(route_scale), out_idx, out_w);
+               bias, float(route_scale), out_idx, out_w, g);
     DSV4_CUDA_LAUNCH_CHECK("moe_route_kernel");
     return Status::ok();
 }
