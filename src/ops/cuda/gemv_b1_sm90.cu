@@ -321,11 +321,11 @@ Status launch(const B1Args& a, bool glu, int64_t max_chunks, cudaStream_t s) {
     if (ny > 65535) return error("cuda::linear_b1: {} token rows is more than one launch covers", ny);
     int64_t rows = 0, max_k = 0;
     for (int i = 0; i < a.n_segs; ++i) rows += a.w[i].n_rows, max_k = std::max(max_k, a.w[i].n_cols);
-    // DSV4_B1_OCC (tuning): the CTAs per SM the register cap allows, 2 or 3; 0 (default) = 3 for FP4, 2 for
-    // FP8 (its two 16-byte loads per row spill at 3; 4 spilled for both) and for the FP4 gate/up form (6
-    // experts w1+w3: 26.0 µs at 2, 27.8 at 3)
+    // DSV4_B1_OCC (tuning): the CTAs per SM the register cap allows, 2 or 3; 0 (default) = 3 for FP4 (also
+    // the gate/up form: 6 experts w1+w3 24.3 µs at 3, 27.5 at 2), 2 for FP8 (its two 16-byte loads per row
+    // spill at 3; 4 spilled for both)
     static const int occ_env = env_choice("DSV4_B1_OCC", 0, 3);
-    const int occ = occ_env >= 2 ? occ_env : DT == DType::fp4_e2m1 && !glu ? 3 : 2;
+    const int occ = occ_env >= 2 ? occ_env : DT == DType::fp4_e2m1 ? 3 : 2;
     auto go = [&](auto tiles_c, auto glu_c) {
         constexpr int TL = decltype(tiles_c)::value;
         constexpr bool G = decltype(glu_c)::value;

@@ -389,60 +389,62 @@ __device__ __forceinline__ float softplus_dev(float x) {
 constexpr int kRouteThreads = 256;
 constexpr int kRouteGroupMaxK = 32;
 
-// One CTA per token; scores in dynamic shared memory [E].
+// One CTA per token; scores in dynamic shared memory [E + 4], then the token's expert ids [k] (thread 0's
+// sums and the grouping read them there, not through global memory).
 __global__ void __launch_bounds__(kRouteThreads)
     moe_route_kernel(const float* logits, int64_t E, int64_t k, const int32_t* ids, const int64_t* tid2eid,
                      int64_t n_vocab, const float* bias, float route_scale, int32_t* out_idx, float* out_w,
                      MoeGroupOut g) {
     pdl_wait();
-    extern __shared__ float s[];  // [E]
+    extern __shared__ float s[];  // [E + 4] scores | [k] ids
+    __shared__ int32_t s_order[kRouteGroupMaxK];
     const int64_t t = blockIdx.x;
-    int32_t* idx = out_idx + t * k;
+    int32_t* si = reinterpret_cast<int32_t*>(s + E + 4);
     for (int64_t e = threadIdx.x; e < E; e += blockDim.x) s[e] = sqrtf(softplus_dev(logits[t * E + e]));
     __syncthreads();
     if (tid2eid) {
         const int64_t id = ids[t];
         for (int64_t j = threadIdx.x; j < k; j += blockDim.x) {
             const int64_t e = (id >= 0 && id < n_vocab) ? tid2eid[id * k + j] : -1;
-            idx[j] = (e >= 0 && e < E) ? int32_t(e) : -1;  // the host validates ids and the table at load
+            si[j] = (e >= 0 && e < E) ? int32_t(e) : -1;  // the host validates ids and the table at load
         }
     } else {
         for (int64_t e = threadIdx.x; e < E; e += blockDim.x) {
             const float se = s[e] + (bias ? bias[e] : 0.0f);
             int64_t rank = 0;
             for (int64_t f = 0; f < E; ++f) rank += before(s[f] + (bias ? bias[f] : 0.0f), f, se, e);
-            if (rank < k) idx[rank] = int32_t(e);
+            if (rank < k) si[rank] = int32_t(e);
         }
     }
     __syncthreads();
+    for (int64_t j = threadIdx.x; j < k; j += blockDim.x) out_idx[t * k + j] = si[j];
     if (threadIdx.x == 0) {  // sequential sum in slot order, as cpu::moe_route
         float sum = 0.0f;
-        for (int64_t j = 0; j < k; ++j) sum += idx[j] >= 0 ? s[idx[j]] : __uint_as_float(0x7fc00000u);
+        for (int64_t j = 0; j < k; ++j) sum += si[j] >= 0 ? s[si[j]] : __uint_as_float(0x7fc00000u);
         for (int64_t j = 0; j < k; ++j)
             out_w[t * k + j] =
-                (idx[j] >= 0 ? s[idx[j]] : __uint_as_float(0x7fc00000u)) / (sum + 1e-20f) * route_scale;
+                (si[j] >= 0 ? s[si[j]] : __uint_as_float(0x7fc00000u)) / (sum + 1e-20f) * route_scale;
         if (g.perm) {  // one token: moe_group's table of its k pairs (stable by expert, chunks of ≤ tok)
-            int32_t order[kRouteGroupMaxK];
             int np = 0;
             for (int j = 0; j < int(k); ++j) {
-                const int32_t e = idx[j];
+                const int32_t e = si[j];
                 if (e < 0) continue;  // an invalid hash id (the host validates them): no pair
                 int at = np++;
-                for (; at > 0 && idx[order[at - 1]] > e; --at) order[at] = order[at - 1];
-                order[at] = int32_t(j);
+                for (; at > 0 && si[s_order[at - 1]] > e; --at) s_order[at] = s_order[at - 1];
+                s_order[at] = int32_t(j);
             }
             int nc = 0;
             for (int i = 0; i < np;) {
-                const int32_t e = idx[order[i]];
+                const int32_t e = si[s_order[i]];
                 int run = 1;
-                while (i + run < np && idx[order[i + run]] == e) ++run;
+                while (i + run < np && si[s_order[i + run]] == e) ++run;
                 for (int c = 0; c < run; c += g.tok, ++nc) {
-                    g.chunks[3 * nc] = e, g.chunks[3 * nc + 1] = i + c,
-                                 g.chunks[3 * nc + 2] = min(g.tok, run - c);
+                    g.chunks[3 * nc] = e, g.chunks[3 * nc + 1] = i + c;
+                    g.chunks[3 * nc + 2] = min(g.tok, run - c);
                 }
                 i += run;
             }
-            for (int i = 0; i < np; ++i) g.perm[i] = order[i];
+            for (int i = 0; i < np; ++i) g.perm[i] = s_order[i];
             *g.n_chunks = nc;
         }
     }
@@ -500,7 +502,8 @@ Status moe_route(const float* logits, int64_t n, int64_t E, int64_t k, const int
     }
     // NOTE(cuda): shared memory padded by 4 floats: compute-sanitizer saw 12-byte shared loads from the
     // unrolled rank loop read past s[E − 1] when E = 9 (the values read there are never used).
-    const size_t smem = size_t(E + 4) * sizeof(float);
+    const size_t smem = size_t(E + 4) * sizeof(float) + size_t(k) * sizeof(int32_t);
+    if (smem > 48 * 1024) return error("cuda::moe_route: {} experts exceed shared memory", E);
     launch_pdl(moe_route_kernel, unsigned(n), kRouteThreads, smem, s, logits, E, k, ids, tid2eid, n_vocab,
                bias, float(route_scale), out_idx, out_w, g);
     DSV4_CUDA_LAUNCH_CHECK("moe_route_kernel");
