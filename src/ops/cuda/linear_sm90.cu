@@ -1193,7 +1193,9 @@ bool use_mma(int64_t rows, const WeightRef& w, const float* x, int64_t ldx) {
 // tensor-core kernel of gemv_b1_sm90.cu; 0 = the GEMV kernel. DSV4_FP8_B1: the same for FP8, 2 (default)
 // = for weights of ≥ kB1MinRowsFp8 rows (H200 graph-timed: wq_b 12.8 → 11.3 µs, wo_b 12.5 → 11.9, shared
 // w1 6.1 → 5.0, but wq_a's 1024 rows 3.5 → 4.2), 1 = every FP8 weight, 0 = none.
-// linear_multi counts the rows of all its FP8 segments (one launch: wo_a's 8 groups of 1024 rows).
+// linear_multi takes its one-row FP8 segments together when there are ≥ 2 of them or ≥ 2048 rows in all
+// (wo_a's 8 groups of 1024 rows; wq_a + wkv: slice b=1 1.106 / 1.085 → 1.089 / 1.071 ms with every FP8
+// segment on the b1 kernel).
 constexpr int64_t kB1MinRowsFp8 = 2048;
 int b1_fp8_mode() {
     static const int fp8 = env_choice("DSV4_FP8_B1", 2, 2);
@@ -1250,7 +1252,7 @@ Status linear_multi(const LinearSeg* segs, int n_segs, int64_t n, cudaStream_t s
             if (segs[i].w.dtype == DType::f8_e4m3 && segs[i].w.n_rows > 0 &&
                 linear_b1_ok(segs[i].w, segs[i].x, segs[i].ldx))
                 b1.push_back(segs[i]), b1_rows += segs[i].w.n_rows, taken[size_t(i)] = true;
-        if (b1_fp8_mode() == 2 && b1_rows < kB1MinRowsFp8) {
+        if (b1_fp8_mode() == 2 && b1_rows < kB1MinRowsFp8 && b1.size() < 2) {
             b1.clear();
             std::fill(taken.begin(), taken.end(), false);
         }
