@@ -79,17 +79,12 @@ __device__ __forceinline__ uint32_t h2_bits(__half2 h) {
 // 4-k group q at 160·(q / 8) + 16·(q % 8) holds hi (0,1), (2,3) then lo; lanes g = 0 / 1 supply hi / lo.
 // The other lanes read the zero area (a per-lane base and span stride: no selects). Bank check: a load's
 // supplying lanes hit 8 different 8-byte slots mod 128, the zero readers 4 slots none of them uses.
-// The launch's weights: dense (chunks null), segment i (one weight over the same token rows: linear_multi)
-// owns CTAs cta0[i] .. cta0[i+1]−1 along x; grouped, one segment: x / y of segment 0, the weights from
-// table (table3) per chunk. w3 / table3 / lim: the gate/up form only.
-constexpr int kMaxSegs = 8;
+// The launch's weights: dense (chunks null), the segments of s (linear_b1_multi; one segment otherwise);
+// grouped, one segment: x / y of segment 0, the weights from table (table3) per chunk. w3 / table3 / lim:
+// the gate/up form only.
+constexpr int kMaxSegs = kMaxLinearSegs;
 struct B1Args {
-    DevWeight w[kMaxSegs];
-    const float* x[kMaxSegs];
-    float* y[kMaxSegs];
-    int64_t ldx[kMaxSegs], ldy[kMaxSegs];
-    unsigned cta0[kMaxSegs + 1];
-    int n_segs;
+    LinearSegs s;
     int64_t n, x_div;
     const DevWeight *table, *table3;
     const int32_t *perm, *chunks, *n_chunks;
@@ -97,7 +92,7 @@ struct B1Args {
     float lim;
 };
 
-// kMulti: a.n_segs > 1 (only then the segment is picked: the compares cost registers, and at the FP4
+// kMulti: a.s.n > 1 (only then the segment is picked: the compares cost registers, and at the FP4
 // 3-CTA cap they spilled).
 template <DType DT, int TILES, int MINB, bool kGlu, bool kMulti>
 __global__ void __launch_bounds__(kThreads, MINB) b1_kernel(const __grid_constant__ B1Args a) {
@@ -112,18 +107,14 @@ __global__ void __launch_bounds__(kThreads, MINB) b1_kernel(const __grid_constan
     const int tid = int(threadIdx.x), warp = tid >> 5, lane = tid & 31, g = lane >> 2, t = lane & 3;
     const int32_t* chunks = a.chunks;
     const int64_t n = a.n, x_div = a.x_div;
-    // the segment's fields by unrolled compares (a runtime index into the arrays would go through local
-    // memory)
-    DevWeight w = a.w[0];
-    const float* x = a.x[0];
-    float* y = a.y[0];
-    int64_t ldx = a.ldx[0], ldy = a.ldy[0];
+    DevWeight w = a.s.w[0];
+    const float* x = a.s.x[0];
+    float* y = a.s.y[0];
+    int64_t ldx = a.s.ldx[0], ldy = a.s.ldy[0];
     unsigned c0 = 0;
     if constexpr (kMulti) {
-#pragma unroll
-        for (int k = 1; k < kMaxSegs; ++k)
-            if (k < a.n_segs && blockIdx.x >= a.cta0[k])
-                w = a.w[k], x = a.x[k], y = a.y[k], ldx = a.ldx[k], ldy = a.ldy[k], c0 = a.cta0[k];
+        const LinearSeg1 g = pick_segment(a.s);
+        w = g.w, x = g.x, y = g.y, ldx = g.ldx, ldy = g.ldy, c0 = g.c0;
     }
     const int64_t bx = int64_t(blockIdx.x - c0);
     if (chunks) pdl_wait();  // grouped: the chunk table is the previous kernel's output
@@ -292,10 +283,10 @@ Status launch_t(B1Args a, int64_t max_k, int64_t ny, cudaStream_t s) {
     const int64_t bytes = smem_bytes(max_k);
     if (bytes > (48 << 10) && !allow_dynamic_smem<kernel>(int(smem_bytes(kMaxK))))
         return error("cuda::linear_b1: cannot allow {} B of shared memory", smem_bytes(kMaxK));
-    a.cta0[0] = 0;
-    for (int i = 0; i < a.n_segs; ++i)
-        a.cta0[i + 1] = a.cta0[i] + ceil_div_u(a.w[i].n_rows, 16 * (kGlu ? TILES / 2 : TILES));
-    const dim3 grid(a.cta0[a.n_segs], unsigned(ny));
+    a.s.cta0[0] = 0;
+    for (int i = 0; i < a.s.n; ++i)
+        a.s.cta0[i + 1] = a.s.cta0[i] + ceil_div_u(a.s.w[i].n_rows, 16 * (kGlu ? TILES / 2 : TILES));
+    const dim3 grid(a.s.cta0[a.s.n], unsigned(ny));
     launch_pdl(kernel, grid, kThreads, size_t(bytes), s, a);
     DSV4_CUDA_LAUNCH_CHECK("b1_kernel");
     return Status::ok();
@@ -320,7 +311,7 @@ Status launch(const B1Args& a, bool glu, int64_t max_chunks, cudaStream_t s) {
     const int64_t ny = a.chunks ? max_chunks : a.n;
     if (ny > 65535) return error("cuda::linear_b1: {} token rows is more than one launch covers", ny);
     int64_t rows = 0, max_k = 0;
-    for (int i = 0; i < a.n_segs; ++i) rows += a.w[i].n_rows, max_k = std::max(max_k, a.w[i].n_cols);
+    for (int i = 0; i < a.s.n; ++i) rows += a.s.w[i].n_rows, max_k = std::max(max_k, a.s.w[i].n_cols);
     // DSV4_B1_OCC (tuning): the CTAs per SM the register cap allows, 2 or 3; 0 (default) = 3 for FP4 (also
     // the gate/up form: 6 experts w1+w3 24.3 µs at 3, 27.5 at 2), 2 for FP8 (its two 16-byte loads per row
     // spill at 3; 4 spilled for both)
@@ -331,7 +322,7 @@ Status launch(const B1Args& a, bool glu, int64_t max_chunks, cudaStream_t s) {
         constexpr bool G = decltype(glu_c)::value;
         // segments: FP8 without gate/up only (linear_b1_multi), at the FP8 register cap
         if constexpr (DT == DType::f8_e4m3 && !G)
-            if (a.n_segs > 1) return launch_t<DT, TL, 2, false, true>(a, max_k, ny, s);
+            if (a.s.n > 1) return launch_t<DT, TL, 2, false, true>(a, max_k, ny, s);
         if (occ == 3) return launch_t<DT, TL, 3, G, false>(a, max_k, ny, s);
         return launch_t<DT, TL, 2, G, false>(a, max_k, ny, s);
     };
@@ -353,29 +344,29 @@ Status launch(const B1Args& a, bool glu, int64_t max_chunks, cudaStream_t s) {
 
 Status dispatch(const B1Args& a, bool glu, int64_t max_chunks, cudaStream_t s) {
     if (a.n == 0) return Status::ok();
-    for (int i = 0; i < a.n_segs; ++i) {
-        const DevWeight& w = a.w[i];
+    for (int i = 0; i < a.s.n; ++i) {
+        const DevWeight& w = a.s.w[i];
         if (w.n_cols % kSpanK != 0 || w.n_cols > kMaxK)
             return error("cuda::linear_b1: needs K a multiple of {} up to {} (got {} x {})", kSpanK, kMaxK,
                          w.n_rows, w.n_cols);
-        if (w.dtype != a.w[0].dtype)
+        if (w.dtype != a.s.w[0].dtype)
             return error("cuda::linear_b1: one launch takes one weight format ({} and {})",
-                         dtype_name(a.w[0].dtype), dtype_name(w.dtype));
+                         dtype_name(a.s.w[0].dtype), dtype_name(w.dtype));
     }
-    switch (a.w[0].dtype) {
+    switch (a.s.w[0].dtype) {
         case DType::fp4_e2m1:
             return launch<DType::fp4_e2m1>(a, glu, max_chunks, s);
         case DType::f8_e4m3:
             return launch<DType::f8_e4m3>(a, glu, max_chunks, s);
         default:
-            return error("cuda::linear_b1: needs FP4 or FP8 weights, got {}", dtype_name(a.w[0].dtype));
+            return error("cuda::linear_b1: needs FP4 or FP8 weights, got {}", dtype_name(a.s.w[0].dtype));
     }
 }
 
 B1Args one(const float* x, int64_t n, int64_t ldx, int64_t x_div, const DevWeight& w, const DevWeight* table,
            const int32_t* perm, const int32_t* chunks, const int32_t* n_chunks, float* y, int64_t ldy) {
     B1Args a{};
-    a.w[0] = w, a.x[0] = x, a.y[0] = y, a.ldx[0] = ldx, a.ldy[0] = ldy, a.n_segs = 1;
+    a.s.w[0] = w, a.s.x[0] = x, a.s.y[0] = y, a.s.ldx[0] = ldx, a.s.ldy[0] = ldy, a.s.n = 1;
     a.n = n, a.x_div = x_div, a.table = table, a.perm = perm, a.chunks = chunks, a.n_chunks = n_chunks;
     return a;
 }
@@ -420,14 +411,15 @@ Status linear_b1_multi(const LinearSeg* segs, int n_segs, int64_t n, cudaStream_
         if (segs[i].w.dtype != DType::f8_e4m3)
             return error("cuda::linear_b1_multi: FP8 segments only (got {})", dtype_name(segs[i].w.dtype));
     B1Args a{};
-    a.n_segs = 0, a.n = n, a.x_div = 1;
+    a.s.n = 0, a.n = n, a.x_div = 1;
     for (int i = 0; i < n_segs; ++i) {
         const LinearSeg& g = segs[i];
         if (g.w.n_rows == 0) continue;
-        const int k = a.n_segs++;
-        a.w[k] = DevWeight::from(g.w), a.x[k] = g.x, a.y[k] = g.y, a.ldx[k] = g.ldx, a.ldy[k] = g.ldy;
+        const int k = a.s.n++;
+        a.s.w[k] = DevWeight::from(g.w), a.s.x[k] = g.x, a.s.y[k] = g.y, a.s.ldx[k] = g.ldx,
+        a.s.ldy[k] = g.ldy;
     }
-    if (a.n_segs == 0) return Status::ok();
+    if (a.s.n == 0) return Status::ok();
     return dispatch(a, false, 0, s);
 }
 

@@ -460,35 +460,16 @@ __global__ void __launch_bounds__(kGemvThreads)
     gemv_body<DT, T, SX>(x, n, ldx, x_div, w, table, perm, chunks, n_chunks, y, ldy, G, blockIdx.x);
 }
 
-// Several weights of one format over the same token rows in one launch (linear_multi): segment i owns
-// CTAs cta0[i] .. cta0[i+1]−1.
-constexpr int kMaxSegs = 8;
-struct GemvSegs {
-    DevWeight w[kMaxSegs];
-    const float* x[kMaxSegs];
-    float* y[kMaxSegs];
-    int64_t ldx[kMaxSegs], ldy[kMaxSegs];
-    int G[kMaxSegs];
-    unsigned cta0[kMaxSegs + 1];
-    int n;
-};
+// Several weights of one format over the same token rows in one launch (linear_multi); extra = G.
+constexpr int kMaxSegs = kMaxLinearSegs;
+using GemvSegs = LinearSegs;
 template <DType DT, int T, bool SX>
 __global__ void __launch_bounds__(kGemvThreads)
     gemv_multi_kernel(const __grid_constant__ GemvSegs sg, int64_t n) {
-    // (gemv_body calls pdl_wait(): only the launch parameters are read before it) the segment's fields picked
-    // by unrolled compares (a runtime index into the arrays would go through local memory)
-    DevWeight w = sg.w[0];
-    const float* x = sg.x[0];
-    float* y = sg.y[0];
-    int64_t ldx = sg.ldx[0], ldy = sg.ldy[0];
-    int G = sg.G[0];
-    unsigned c0 = 0;
-#pragma unroll
-    for (int k = 1; k < kMaxSegs; ++k)
-        if (k < sg.n && blockIdx.x >= sg.cta0[k])
-            w = sg.w[k], x = sg.x[k], y = sg.y[k], ldx = sg.ldx[k], ldy = sg.ldy[k], G = sg.G[k],
-            c0 = sg.cta0[k];
-    gemv_body<DT, T, SX>(x, n, ldx, 1, w, nullptr, nullptr, nullptr, nullptr, y, ldy, G, blockIdx.x - c0);
+    // (gemv_body calls pdl_wait(): only the launch parameters are read before it)
+    const LinearSeg1 g = pick_segment(sg);
+    gemv_body<DT, T, SX>(g.x, n, g.ldx, 1, g.w, nullptr, nullptr, nullptr, nullptr, g.y, g.ldy, g.extra,
+                         blockIdx.x - g.c0);
 }
 
 // Threads per row group: one warp (no cross-warp reduction, each lane streams its chunks with the next one
@@ -694,10 +675,10 @@ template <DType DT, int T>
 void launch_gemv_multi(GemvSegs& sg, int64_t n, cudaStream_t s) {
     unsigned ctas = 0;
     for (int i = 0; i < sg.n; ++i) {
-        sg.G[i] = gemv_group_threads(sg.w[i].n_cols / Fmt<DT>::kElems, sg.w[i].n_rows, gemv_rows<DT, T>(),
-                                     int64_t(ceil_div_u(n, T)) * sg.n);
+        sg.extra[i] = gemv_group_threads(sg.w[i].n_cols / Fmt<DT>::kElems, sg.w[i].n_rows, gemv_rows<DT, T>(),
+                                         int64_t(ceil_div_u(n, T)) * sg.n);
         sg.cta0[i] = ctas;
-        ctas += ceil_div_u(sg.w[i].n_rows, (kGemvThreads / sg.G[i]) * gemv_rows<DT, T>());
+        ctas += ceil_div_u(sg.w[i].n_rows, (kGemvThreads / sg.extra[i]) * gemv_rows<DT, T>());
     }
     sg.cta0[sg.n] = ctas;
     const dim3 grid(ctas, ceil_div_u(n, T));

@@ -70,6 +70,38 @@ __device__ __forceinline__ bool row_block(int64_t n, int T, const DevWeight* tab
     }
     return true;
 }
+
+// Several weights over the same token rows in one launch (the multi-weight kernels of linear_multi):
+// segment i owns CTAs cta0[i] .. cta0[i+1]−1 along x; extra: one int per segment for the kernel (the GEMV's
+// threads per row group).
+constexpr int kMaxLinearSegs = 8;
+struct LinearSegs {
+    DevWeight w[kMaxLinearSegs];
+    const float* x[kMaxLinearSegs];
+    float* y[kMaxLinearSegs];
+    int64_t ldx[kMaxLinearSegs], ldy[kMaxLinearSegs];
+    int extra[kMaxLinearSegs];
+    unsigned cta0[kMaxLinearSegs + 1];
+    int n;
+};
+struct LinearSeg1 {  // one segment's fields, and its first CTA
+    DevWeight w;
+    const float* x;
+    float* y;
+    int64_t ldx, ldy;
+    int extra;
+    unsigned c0;
+};
+// The segment that owns CTA blockIdx.x, by unrolled compares (a runtime index into the arrays of a
+// __grid_constant__ parameter would go through local memory).
+__device__ __forceinline__ LinearSeg1 pick_segment(const LinearSegs& t) {
+    LinearSeg1 v{t.w[0], t.x[0], t.y[0], t.ldx[0], t.ldy[0], t.extra[0], 0u};
+#pragma unroll
+    for (int k = 1; k < kMaxLinearSegs; ++k)
+        if (k < t.n && blockIdx.x >= t.cta0[k])
+            v = LinearSeg1{t.w[k], t.x[k], t.y[k], t.ldx[k], t.ldy[k], t.extra[k], t.cta0[k]};
+    return v;
+}
 #endif
 
 // ---- linear_sm90.cu
