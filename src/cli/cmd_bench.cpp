@@ -238,6 +238,27 @@ void print_kernel_lines(double bw, double fp8_peak, bool linear_lines, bool gemm
                 100.0 * g / bw);
         }
     }
+    // one mHC site boundary at decode (the fused hc_post_pre + RMSNorm; deferred: the Sinkhorn left to
+    // hc_sinkhorn, which the forward runs on a side stream)
+    struct HcLine {
+        const char* name;
+        cuda::HcBench kind;
+    };
+    const HcLine hcs[] = {{"hc_post_pre", cuda::HcBench::post_pre},
+                          {"hc_post_pre deferred", cuda::HcBench::post_pre_deferred},
+                          {"hc_sinkhorn", cuda::HcBench::sinkhorn}};
+    for (const HcLine& h : hcs) {
+        if (!linear_lines) break;
+        for (int64_t M : {int64_t(1), int64_t(8), int64_t(64)}) {
+            auto us = cuda::bench_hc_us(M, 4, D, 20, h.kind);
+            if (!us.is_ok()) {
+                log_error("bench: {}", us.message());
+                continue;
+            }
+            std::printf("hc %-22s m=%-2lld hc=4 d=%-5lld %9.1f us\n", h.name, (long long)M, (long long)D,
+                        us.value());
+        }
+    }
     // the FP8 tensor-core GEMM of reference numerics at prefill shapes (experts: one grouped call
     // over 256 experts at the tokens per expert of a 4k / 16k chunk)
     struct GemmShape {

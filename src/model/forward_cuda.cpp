@@ -292,11 +292,12 @@ struct CudaForward::Impl {
     // Decode steps of few tokens (decode_branches): the sublayers' independent chains — the compressor,
     // the indexer, the shared expert — run on side streams, forked from and joined back to `main` with
     // events (in a graph: parallel branches). Their kernels are latency-bound at such batches, so running
-    // them beside the main chain hides most of their time. DSV4_CUDA_BRANCHES=0 turns it off.
-    static constexpr int kSides = 2;
+    // them beside the main chain hides most of their time. Side 2 runs each mHC site's Sinkhorn (deferred
+    // by the site's kernel, joined before the next site reads comb). DSV4_CUDA_BRANCHES=0 turns it off.
+    static constexpr int kSides = 3;
     cudaStream_t side[kSides] = {};
     cudaEvent_t fork_ev[kSides] = {}, join_ev[kSides] = {};
-    mutable bool joined[kSides] = {true, true};
+    mutable bool joined[kSides] = {true, true, true};
     bool branches_on = true;
     std::vector<DevLayer> layers;
     WeightRef embed, head;
@@ -923,6 +924,13 @@ struct CudaForward::Impl {
         DSV4_TRY(cuda::hc_expand(h, N, hc, D, X, stream));
         mark("embed");
         const int iters = cfg.hc_sinkhorn_iters;
+        // branches: each site's Sinkhorn (comb) on side 2, beside the sublayer; joined before the next site
+        const bool defer = decode_branches(S);
+        const auto sinkhorn_side = [&]() -> Status {
+            if (!defer) return Status::ok();
+            DSV4_TRY(fork(2));
+            return on_side(2, [&] { return cuda::hc_sinkhorn(comb, N, hc, iters, cfg.hc_eps, stream); });
+        };
         for (int il = 0; il < cfg.num_hidden_layers; ++il) {
             const DevLayer& L = layers[size_t(il)];
             const auto layer_ws = ws.cursor();  // a layer's scratch is reused by the next one
@@ -930,20 +938,25 @@ struct CudaForward::Impl {
             // of the next site, its RMSNorm; post/comb are overwritten in place
             if (il == 0) {
                 DSV4_TRY(cuda::hc_pre(X, N, hc, D, L.hc_attn_fn, L.hc_attn_base, L.hc_attn_scale, iters,
-                                      cfg.hc_eps, eps, y, post, comb, stream, hcw, L.attn_norm));
+                                      cfg.hc_eps, eps, y, post, comb, stream, hcw, L.attn_norm, defer));
+                DSV4_TRY(sinkhorn_side());
                 mark("hc_pre+norm");
             }
             DSV4_TRY(attention(S, il, y, sub));
+            DSV4_TRY(join(2));
             DSV4_TRY(cuda::hc_post_pre(X, sub, post, comb, N, hc, D, X2, L.hc_ffn_fn, L.hc_ffn_base,
                                        L.hc_ffn_scale, iters, cfg.hc_eps, eps, L.ffn_norm, y, post, comb, hcw,
-                                       stream));
+                                       stream, defer));
+            DSV4_TRY(sinkhorn_side());
             mark("hc_post+pre+norm");
             DSV4_TRY(moe(S, il, y, sub));
+            DSV4_TRY(join(2));
             if (il + 1 < cfg.num_hidden_layers) {
                 const DevLayer& Ln = layers[size_t(il + 1)];
                 DSV4_TRY(cuda::hc_post_pre(X2, sub, post, comb, N, hc, D, X, Ln.hc_attn_fn, Ln.hc_attn_base,
                                            Ln.hc_attn_scale, iters, cfg.hc_eps, eps, Ln.attn_norm, y, post,
-                                           comb, hcw, stream));
+                                           comb, hcw, stream, defer));
+                DSV4_TRY(sinkhorn_side());
                 mark("hc_post+pre+norm");
             } else {
                 DSV4_TRY(cuda::hc_post(X2, sub, post, comb, N, hc, D, X, stream));

@@ -144,16 +144,18 @@ DSV4_OP_CASES(SinkAttentionSplitCase, {1, 64, 512, 128, 700, 640, false}, {3, 64
 // ------------------------------------------------------------------------- hc_post_pre, hc_pre + norm
 // The fused site boundary against the composition of the CPU ops: Xout = cpu::hc_post(X, F, post, comb),
 // (y, post', comb') = cpu::hc_pre(Xout) of the next site, y = cpu::rms_norm(y, w). alias: post'/comb' are
-// written over post/comb (as the forward does; the launch re-uploads them before each run).
+// written over post/comb (as the forward does; the launch re-uploads them before each run). defer: the
+// kernel leaves the comb logits and cuda::hc_sinkhorn projects them (the forward's decode branches).
 struct HcPostPreCase : OpCase {
     struct P {
         int64_t n, hc, D;
-        bool alias;
+        bool alias, defer = false;
     } p;
     cpu_vec X, F, post, comb, fn, base, scale, w;
     std::string op() const override { return "hc_post_pre"; }
     std::string vars() const override {
-        return fmt::format("n={},hc={},D={}{}", p.n, p.hc, p.D, p.alias ? ",alias" : "");
+        return fmt::format("n={},hc={},D={}{}{}", p.n, p.hc, p.D, p.alias ? ",alias" : "",
+                           p.defer ? ",defer" : "");
     }
     void init(Rng& rng) override {
         const int64_t M = (2 + p.hc) * p.hc;
@@ -196,8 +198,10 @@ struct HcPostPreCase : OpCase {
                     return error("cudaMemcpyAsync failed");
                 pin = o.f(2), cin = o.f(3);
             }
-            return cuda::hc_post_pre(dX, dF, pin, cin, p.n, p.hc, p.D, o.f(0), dfn, db, ds, 20, 1e-6, 1e-6,
-                                     dw, o.f(1), o.f(2), o.f(3), work, dev.stream);
+            DSV4_TRY(cuda::hc_post_pre(dX, dF, pin, cin, p.n, p.hc, p.D, o.f(0), dfn, db, ds, 20, 1e-6, 1e-6,
+                                       dw, o.f(1), o.f(2), o.f(3), work, dev.stream, p.defer));
+            if (p.defer) return cuda::hc_sinkhorn(o.f(3), p.n, p.hc, 20, 1e-6, dev.stream);
+            return Status::ok();
         });
     }
 #endif
@@ -205,22 +209,28 @@ struct HcPostPreCase : OpCase {
 // decode at the real width (n 1 and 5), n 300 (38 tiles of 8, 7 slices, one arrival counter per tile),
 // hc 2 with D not a multiple of the 32-column pass (1000, 333: two tiles, the second of one token), D not a
 // multiple of 4 (scalar y path), 2 tokens (y warps beside the Sinkhorn warps), hc 8 (tiles of 4, 64
-// Sinkhorn elements on 32 lanes), hc 3, hc 1 at D 1, D < 32, one slice per tile (n 2200: ≥ 264 tiles)
+// Sinkhorn elements on 32 lanes), hc 3, hc 1 at D 1, D < 32, one slice per tile (n 2200: ≥ 264 tiles);
+// deferred Sinkhorn on the cooperative (n 1, 3) and the last-CTA paths, hc 8 (two elements per lane); the
+// one-token kernel at hc 8 and with a slice count not a multiple of 4 (D 200: 7 slices, scalar reduction)
 DSV4_OP_CASES(HcPostPreCase, {1, 4, 4096, true}, {5, 4, 4096, false}, {300, 4, 4096, true},
               {3, 2, 1000, false}, {9, 2, 333, true}, {7, 4, 4095, false}, {2, 4, 100, false},
-              {5, 8, 129, true}, {3, 3, 50, false}, {1, 1, 1, false}, {1, 4, 7, true}, {2200, 4, 40, false});
+              {5, 8, 129, true}, {3, 3, 50, false}, {1, 1, 1, false}, {1, 4, 7, true}, {2200, 4, 40, false},
+              {1, 4, 4096, true, true}, {3, 4, 4096, false, true}, {300, 4, 4096, true, true},
+              {5, 8, 129, true, true}, {2, 8, 4096, false, true}, {40, 8, 4096, false, true},
+              {1, 8, 4096, false, true}, {1, 3, 200, true}, {1, 4, 200, false, true});
 
 // hc_pre with the sublayer RMSNorm folded in (norm_w): the one-launch split path (split) or phase A +
 // cuda::rms_norm (no workspace), against cpu::hc_pre then cpu::rms_norm.
 struct HcPreNormCase : OpCase {
     struct P {
         int64_t n, hc, D;
-        bool split;
+        bool split, defer = false;  // defer: as HcPostPreCase
     } p;
     cpu_vec X, fn, base, scale, w;
     std::string op() const override { return "hc_pre"; }
     std::string vars() const override {
-        return fmt::format("n={},hc={},D={},norm{}", p.n, p.hc, p.D, p.split ? ",path=split" : "");
+        return fmt::format("n={},hc={},D={},norm{}{}", p.n, p.hc, p.D, p.split ? ",path=split" : "",
+                           p.defer ? ",defer" : "");
     }
     void init(Rng& rng) override {
         const int64_t M = (2 + p.hc) * p.hc;
@@ -248,17 +258,19 @@ struct HcPreNormCase : OpCase {
         float* work = p.split ? poisoned_work(dev, wf) : nullptr;
         const float *dX = dev.up(X), *dfn = dev.up(fn), *db = dev.up(base), *ds = dev.up(scale),
                     *dw = dev.up(w);
-        return run_twice(dev, o, outputs(), work, wf, [&] {
-            return cuda::hc_pre(dX, p.n, p.hc, p.D, dfn, db, ds, 20, 1e-6, 1e-6, o.f(0), o.f(1), o.f(2),
-                                dev.stream, work, dw);
+        return run_twice(dev, o, outputs(), work, wf, [&]() -> Status {
+            DSV4_TRY(cuda::hc_pre(dX, p.n, p.hc, p.D, dfn, db, ds, 20, 1e-6, 1e-6, o.f(0), o.f(1), o.f(2),
+                                  dev.stream, work, dw, p.defer));
+            if (p.defer) return cuda::hc_sinkhorn(o.f(2), p.n, p.hc, 20, 1e-6, dev.stream);
+            return Status::ok();
         });
     }
 #endif
 };
 // layer 0's first site at decode (n 1, 5) and a batch of 300, odd n / D / hc (the scalar y path at D 1001),
-// and phase A + rms_norm
+// and phase A + rms_norm; deferred Sinkhorn at decode and at 300 tokens
 DSV4_OP_CASES(HcPreNormCase, {1, 4, 4096, true}, {5, 4, 4096, true}, {300, 4, 4096, true}, {3, 2, 1001, true},
-              {4, 8, 96, true}, {7, 4, 129, false});
+              {4, 8, 96, true}, {7, 4, 129, false}, {1, 4, 4096, true, true}, {300, 4, 4096, true, true});
 
 }  // namespace
 }  // namespace dsv4::testops

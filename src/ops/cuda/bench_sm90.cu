@@ -227,6 +227,35 @@ Result<DevWeight*> upload_table(Cleanup& c, const std::vector<DevWeight>& t) {
     return static_cast<DevWeight*>(d);
 }
 
+// run(r) for r = 0 .. reps−1 back to back in one CUDA graph on st, as in a decode step (launch gaps overlap
+// as there); median microseconds per call over 4 graph launches (after one warm-up launch).
+Result<double> graph_us(Cleanup& c, cudaStream_t st, int reps, const std::function<Status(int)>& run) {
+    cudaGraph_t graph = nullptr;
+    DSV4_CUDA_CHECK(cudaStreamBeginCapture(st, cudaStreamCaptureModeThreadLocal));
+    Status cap = Status::ok();
+    for (int r = 0; r < reps && cap.is_ok(); ++r) cap = run(r);
+    const cudaError_t end = cudaStreamEndCapture(st, &graph);
+    if (graph) c.fns.push_back([graph] { cudaGraphDestroy(graph); });
+    DSV4_TRY(cap);
+    DSV4_CUDA_CHECK(end);
+    cudaGraphExec_t exec = nullptr;
+    DSV4_CUDA_CHECK(cudaGraphInstantiate(&exec, graph, 0));
+    c.fns.push_back([exec] { cudaGraphExecDestroy(exec); });
+    cudaEvent_t e0, e1;
+    DSV4_TRY(timing_events(c, e0, e1));
+    std::vector<float> ms;
+    for (int r = 0; r < 5; ++r) {
+        DSV4_CUDA_CHECK(cudaEventRecord(e0, st));
+        DSV4_CUDA_CHECK(cudaGraphLaunch(exec, st));
+        DSV4_CUDA_CHECK(cudaEventRecord(e1, st));
+        DSV4_CUDA_CHECK(cudaEventSynchronize(e1));
+        float t = 0;
+        DSV4_CUDA_CHECK(cudaEventElapsedTime(&t, e0, e1));
+        if (r >= 1) ms.push_back(t / float(reps));
+    }
+    return median(ms) * 1e3;
+}
+
 Result<double> bench_linear_us(DType dt, int64_t n_tok, int64_t N, int64_t K, int reps, int64_t groups,
                                LinearBench kind) {
     if (groups < 1) return error("bench_linear_us: groups = {}", groups);
@@ -310,31 +339,7 @@ Result<double> bench_linear_us(DType dt, int64_t n_tok, int64_t N, int64_t K, in
     };
     for (int r = 0; r < 3; ++r) DSV4_TRY(run(r % copies));  // warm-up: grows the GEMM scratch
     DSV4_CUDA_CHECK(cudaStreamSynchronize(st));
-    // reps calls back to back in one CUDA graph, as in a decode step (launch gaps overlap as there)
-    cudaGraph_t graph = nullptr;
-    DSV4_CUDA_CHECK(cudaStreamBeginCapture(st, cudaStreamCaptureModeThreadLocal));
-    Status cap = Status::ok();
-    for (int r = 0; r < reps && cap.is_ok(); ++r) cap = run(r % copies);
-    const cudaError_t end = cudaStreamEndCapture(st, &graph);
-    if (graph) c.fns.push_back([graph] { cudaGraphDestroy(graph); });
-    DSV4_TRY(cap);
-    DSV4_CUDA_CHECK(end);
-    cudaGraphExec_t exec = nullptr;
-    DSV4_CUDA_CHECK(cudaGraphInstantiate(&exec, graph, 0));
-    c.fns.push_back([exec] { cudaGraphExecDestroy(exec); });
-    cudaEvent_t e0, e1;
-    DSV4_TRY(timing_events(c, e0, e1));
-    std::vector<float> ms;
-    for (int r = 0; r < 5; ++r) {
-        DSV4_CUDA_CHECK(cudaEventRecord(e0, st));
-        DSV4_CUDA_CHECK(cudaGraphLaunch(exec, st));
-        DSV4_CUDA_CHECK(cudaEventRecord(e1, st));
-        DSV4_CUDA_CHECK(cudaEventSynchronize(e1));
-        float t = 0;
-        DSV4_CUDA_CHECK(cudaEventElapsedTime(&t, e0, e1));
-        if (r >= 1) ms.push_back(t / float(reps));
-    }
-    return median(ms) * 1e3;
+    return graph_us(c, st, reps, [&](int r) { return run(r % copies); });
 }
 
 Result<Fp8GemmBench> bench_fp8_gemm(DType dt, int64_t groups, int64_t M, int64_t N, int64_t K, int reps) {
@@ -439,6 +444,61 @@ Result<Fp8GemmBench> bench_fp8_gemm(DType dt, int64_t groups, int64_t M, int64_t
     r.us_per_call = t_ms * 1e3;
     r.tflops = 2.0 * double(rows) * double(N) * double(K) / (t_ms * 1e-3) / 1e12;
     return r;
+}
+
+Result<double> bench_hc_us(int64_t n, int64_t hc, int64_t D, int reps, HcBench kind) {
+    Cleanup c;
+    const int64_t M = (2 + hc) * hc, len = hc * D;
+    // fn sets (1.5 MB each at Flash size) rotated over > 2× a 60 MB L2, as each site reads its own from DRAM
+    const int copies = int(std::max<int64_t>(2, (int64_t(128) << 20) / (M * len * 4) + 1));
+    std::vector<float*> fns;
+    for (int cp = 0; cp < copies; ++cp) {
+        void* f = nullptr;
+        DSV4_TRY(dev_alloc(c, &f, M * len * 4));
+        fill_f32_kernel<<<256, 256>>>(static_cast<float*>(f), M * len, 7 + uint64_t(cp));
+        DSV4_CUDA_LAUNCH_CHECK("fill_f32_kernel");
+        fns.push_back(static_cast<float*>(f));
+    }
+    void *X = nullptr, *X2 = nullptr, *F = nullptr, *y = nullptr, *post = nullptr, *comb = nullptr,
+         *base = nullptr, *sc = nullptr, *w = nullptr, *work = nullptr;
+    DSV4_TRY(dev_alloc(c, &X, n * len * 4));
+    DSV4_TRY(dev_alloc(c, &X2, n * len * 4));
+    DSV4_TRY(dev_alloc(c, &F, n * D * 4));
+    DSV4_TRY(dev_alloc(c, &y, n * D * 4));
+    DSV4_TRY(dev_alloc(c, &post, n * hc * 4));
+    DSV4_TRY(dev_alloc(c, &comb, n * hc * hc * 4));
+    DSV4_TRY(dev_alloc(c, &base, M * 4));
+    DSV4_TRY(dev_alloc(c, &sc, 3 * 4));
+    DSV4_TRY(dev_alloc(c, &w, D * 4));
+    DSV4_TRY(dev_alloc(c, &work, std::max<int64_t>(hc_work_floats(n, hc, D), 1) * 4));
+    fill_f32_kernel<<<256, 256>>>(static_cast<float*>(X), n * len, 1);
+    fill_f32_kernel<<<256, 256>>>(static_cast<float*>(F), n * D, 2);
+    DSV4_CUDA_LAUNCH_CHECK("fill_f32_kernel");
+    // gates and weights of a plausible site: post 1, comb 1/hc (a doubly stochastic start), base 0, scale
+    // 1, norm weight ~1 — the values only need to stay finite over `reps` chained sites
+    std::vector<float> hpost(size_t(n * hc), 1.0f), hcomb(size_t(n * hc * hc), 1.0f / float(hc)),
+        hbase(size_t(M), 0.0f), hsc(3, 1.0f), hw(size_t(D), 1.0f);
+    DSV4_CUDA_CHECK(cudaMemcpy(post, hpost.data(), hpost.size() * 4, cudaMemcpyHostToDevice));
+    DSV4_CUDA_CHECK(cudaMemcpy(comb, hcomb.data(), hcomb.size() * 4, cudaMemcpyHostToDevice));
+    DSV4_CUDA_CHECK(cudaMemcpy(base, hbase.data(), hbase.size() * 4, cudaMemcpyHostToDevice));
+    DSV4_CUDA_CHECK(cudaMemcpy(sc, hsc.data(), hsc.size() * 4, cudaMemcpyHostToDevice));
+    DSV4_CUDA_CHECK(cudaMemcpy(w, hw.data(), hw.size() * 4, cudaMemcpyHostToDevice));
+    DSV4_CUDA_CHECK(cudaDeviceSynchronize());
+    cudaStream_t st = nullptr;
+    DSV4_CUDA_CHECK(cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking));
+    c.fns.push_back([st] { cudaStreamDestroy(st); });
+    auto run = [&](int r) -> Status {
+        float *xi = static_cast<float*>(r % 2 ? X2 : X), *xo = static_cast<float*>(r % 2 ? X : X2);
+        float *p = static_cast<float*>(post), *cb = static_cast<float*>(comb);
+        if (kind == HcBench::sinkhorn) return hc_sinkhorn(cb, n, hc, 20, 1e-6, st);
+        return hc_post_pre(xi, static_cast<float*>(F), p, cb, n, hc, D, xo, fns[size_t(r % copies)],
+                           static_cast<float*>(base), static_cast<float*>(sc), 20, 1e-6, 1e-6,
+                           static_cast<float*>(w), static_cast<float*>(y), p, cb, static_cast<float*>(work),
+                           st, kind == HcBench::post_pre_deferred);
+    };
+    for (int r = 0; r < 2; ++r) DSV4_TRY(run(r));  // warm-up: the stream's arrival counters
+    DSV4_CUDA_CHECK(cudaStreamSynchronize(st));
+    return graph_us(c, st, reps, run);
 }
 
 }  // namespace dsv4::cuda

@@ -76,16 +76,16 @@ __device__ __forceinline__ float warp_elem(const float (&p)[Q], int e) {
     return v;
 }
 
-// post [HC] and comb [HC, HC] (global) of one token from its scaled mix logits mu [M] (shared), by one whole
-// warp: element e = j·HC + k of the Sinkhorn matrix lives in lane e % 32 (register e / 32). Every element
-// runs exactly cpu::hc_pre's operations in its order (row softmax, +eps, one column pass, iters−1
-// row/column pairs; sums gathered by shuffles and added in index order, true divisions), so the only
-// difference from the CPU is expf/FMA rounding. The critical path per pass is ~HC independent shuffles,
-// HC dependent adds and one division (~80 cycles: ~2 µs for 20 iterations) instead of HC² divisions
-// issued by one thread.
-template <int HC>
-__device__ __forceinline__ void sinkhorn_warp(const float* mu, const float* base, const float* scale,
-                                              int iters, float eps, float* post, float* comb) {
+// The Sinkhorn projection (spec §5.1 step 5) of one token's comb logits, by one whole warp: logit(e) gives
+// C[e] (e = j·HC + k, row-major), comb [HC, HC] (global) gets P. Element e lives in lane e % 32 (register
+// e / 32). Every element runs exactly cpu::hc_pre's operations in its order (row softmax, +eps, one column
+// pass, iters−1 row/column pairs; sums gathered by shuffles and added in index order, true divisions), so
+// the only difference from the CPU is expf/FMA rounding. The critical path per pass is ~HC independent
+// shuffles, HC dependent adds and one division (~80 cycles: ~2 µs for 20 iterations) instead of HC²
+// divisions issued by one thread. Each lane reads its logits before it writes its elements, so comb may
+// hold the logits (hc_sinkhorn's in-place projection).
+template <int HC, typename Logit>
+__device__ __forceinline__ void sinkhorn_project(Logit logit, int iters, float eps, float* comb) {
     constexpr int E = HC * HC, Q = (E + 31) / 32;
     const int lane = threadIdx.x & 31;
     int row[Q], col[Q];
@@ -95,7 +95,7 @@ __device__ __forceinline__ void sinkhorn_warp(const float* mu, const float* base
         const int e = lane + 32 * q < E ? lane + 32 * q : 0;  // idle lanes shadow element 0
         row[q] = e / HC;
         col[q] = e % HC;
-        p[q] = scale[2] * mu[2 * HC + e] + base[2 * HC + e];
+        p[q] = logit(e);
     }
 #pragma unroll
     for (int q = 0; q < Q; ++q) {  // row softmax of the raw comb logits
@@ -136,6 +136,22 @@ __device__ __forceinline__ void sinkhorn_warp(const float* mu, const float* base
 #pragma unroll
     for (int q = 0; q < Q; ++q)
         if (lane + 32 * q < E) comb[lane + 32 * q] = p[q];
+}
+
+// post [HC] and comb [HC, HC] (global) of one token from its scaled mix logits mu [M] (shared), by one whole
+// warp. defer: comb gets the raw logits C = α2·μ + base (hc_sinkhorn projects them later, off the critical
+// path); else the Sinkhorn runs here.
+template <int HC>
+__device__ __forceinline__ void mix_gates_warp(const float* mu, const float* base, const float* scale,
+                                               int iters, float eps, bool defer, float* post, float* comb) {
+    constexpr int E = HC * HC;
+    const int lane = threadIdx.x & 31;
+    const auto logit = [&](int e) { return scale[2] * mu[2 * HC + e] + base[2 * HC + e]; };
+    if (defer) {
+        for (int e = lane; e < E; e += 32) comb[e] = logit(e);
+    } else {
+        sinkhorn_project<HC>(logit, iters, eps, comb);
+    }
     if (lane < HC) post[lane] = 2.0f * sigmoid_dev(scale[1] * mu[HC + lane] + base[HC + lane]);
 }
 
@@ -374,10 +390,11 @@ struct MixArgs {
     const float* norm_w;  // [D] or null (y not normalised)
     float *y, *post_out, *comb_out;
     float* part;         // [n, M+1, S]
-    unsigned* arrivals;  // [tiles] when S > 1: zero on entry, left zero
+    unsigned* arrivals;  // [tiles] when S > 1: zero on entry, left zero (the last two words: grid_sync)
     int64_t n, D, chunk;
     int iters;
     float eps, norm_eps;
+    bool defer;  // comb_out gets the comb logits; hc_sinkhorn projects them (mix_gates_warp)
 };
 
 // y columns of one token, d = d0, d0 + stride, ...: y[d] = Σ_j pre_j·x[j·D + d] (cpu order), returns the
@@ -423,85 +440,76 @@ __device__ __forceinline__ float mix_y(const float* x, int64_t D, const float* p
 }
 
 // Grid barrier of the cooperative fused path (decode: one token tile, every CTA resident — the launch is
-// cooperative), on two words of the stream's arrival counters: bar[0] counts arrivals (atomicInc wraps it
-// back to 0 at the S-th, so it is left zero), bar[1] is a generation the last arrival bumps. Thread 0 of
-// each CTA, after a __syncthreads() (its fence releases the whole CTA's writes, as in cooperative groups'
-// grid sync): arrive returns the generation seen before arriving; wait spins until it moves on (acquire),
-// then fences; a __syncthreads() after the wait lets the CTA go on.
+// cooperative), on one word of the stream's arrival counters that only grows: each launch adds exactly
+// kBarStep to it (CTA 0 adds kBarStep − (S − 1), the others 1), so at every launch boundary it is a multiple
+// of kBarStep, and a CTA that got `old` back from its add waits until the word reaches the next multiple
+// (wrap-safe: 2^32 is a multiple of kBarStep). One atomic round trip per CTA, and the last arrival's add
+// releases everyone (no second atomic). Thread 0 of each CTA, after a __syncthreads(): fence (release of
+// the CTA's writes, as in cooperative groups' grid sync), add, spin with ld.acquire.gpu, fence; a
+// __syncthreads() after it lets the CTA go on.
+constexpr unsigned kBarStep = 1024;  // > any cooperative S (≤ resident CTAs, and ≤ 264 by mix_plan)
 __device__ __forceinline__ unsigned ld_acquire_gpu(const unsigned* p) {
     unsigned v;
     asm volatile("ld.acquire.gpu.global.u32 %0, [%1];\n" : "=r"(v) : "l"(p) : "memory");
     return v;
 }
-__device__ __forceinline__ unsigned grid_arrive(unsigned* bar, unsigned S) {
-    const unsigned g0 = ld_acquire_gpu(bar + 1);
+__device__ __forceinline__ void grid_sync(unsigned* bar, unsigned S, bool first) {
     __threadfence();
-    if (atomicInc(bar, S - 1) == S - 1) {
-        __threadfence();  // every arrival (and the writes each one fenced) before the new generation
-        atomicAdd(bar + 1, 1u);
-    }
-    return g0;
-}
-__device__ __forceinline__ void grid_wait(const unsigned* bar, unsigned g0) {
-    while (ld_acquire_gpu(bar + 1) == g0) {
+    const unsigned old = atomicAdd(bar, first ? kBarStep - (S - 1) : 1u);
+    const unsigned target = old - old % kBarStep + kBarStep;
+    while (int(ld_acquire_gpu(bar) - target) < 0) {
     }
     __threadfence();
 }
 
-// The cooperative path after barrier 1 (every CTA has reduced the partials into s_mu / s_pre): warp 0
-// forms y = Σ_j pre_j·x'_j for the CTA's 32 columns from the x' it still holds in registers; without
-// norm_w it writes y, with norm_w it writes the slice's Σy² per token ([n, S] after part's [n, M+1, S]),
-// passes a second grid barrier (the Sinkhorn of CTA 0 runs while it waits) and writes RMSNorm_w(y) with the
-// slices' Σy² summed in slice order. CTA 0's warps < nt run post/Sinkhorn (sinkhorn_warp).
+// Rows of the partials per token: M dot products, Σx², and on the cooperative path the Gram matrix of the
+// token's hc post-mixed streams (upper triangle, row-major: G_jk = Σ_d x'_j[d]·x'_k[d], j ≤ k).
+constexpr int gram_rows(int hc) {
+    return hc * (hc + 1) / 2;
+}
+template <int HC, bool kCoop>
+constexpr int part_rows() {
+    return (2 + HC) * HC + 1 + (kCoop ? gram_rows(HC) : 0);
+}
+
+// The cooperative path after the grid barrier (every CTA has reduced the partials into s_mu / s_pre):
+// warp 0 forms y = Σ_j pre_j·x'_j for the CTA's 32 columns from the x' it still holds in registers, and with
+// norm_w RMSNorm_w(y) with Σy² = Σ_jk pre_j·pre_k·G_jk from the reduced Gram rows — every CTA has the whole
+// row's Σy² without a second barrier. CTA 0's warps < nt write post and the Sinkhorn (or, deferred, the comb
+// logits).
 template <int HC, int TOK>
 __device__ __forceinline__ void coop_finish(const MixArgs& a, const float (&x)[TOK][HC], const float* s_pre,
-                                            const float* s_mu, int mu_stride, int nt, unsigned* bar) {
+                                            const float* s_mu, int mu_stride, int nt) {
     constexpr int M = (2 + HC) * HC;
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    const int64_t D = a.D, S = gridDim.y, s = blockIdx.y, d = s * a.chunk + lane;
+    const int64_t D = a.D, s = blockIdx.y, d = s * a.chunk + lane;
     const bool ok = d < D;
-    float* yss = a.part + a.n * (M + 1) * S;
-    float yv[TOK];
     if (warp == 0) {
 #pragma unroll
         for (int u = 0; u < TOK; ++u) {
+            if (u >= nt) continue;
+            const float* pre = s_pre + u * HC;
             float v = 0.0f;
 #pragma unroll
-            for (int j = 0; j < HC; ++j) v += s_pre[u * HC + j] * x[u][j];
-            yv[u] = ok && u < nt ? v : 0.0f;
+            for (int j = 0; j < HC; ++j) v += pre[j] * x[u][j];
             if (a.norm_w == nullptr) {
-                if (ok && u < nt) a.y[u * D + d] = yv[u];
-            } else {
-                const float q = warp_sum(yv[u] * yv[u]);
-                if (lane == 0 && u < nt) yss[u * S + s] = q;
+                if (ok) a.y[u * D + d] = v;
+                continue;
             }
+            const float* g = s_mu + u * mu_stride + M + 1;
+            float q = 0.0f;
+            int gi = 0;
+#pragma unroll
+            for (int j = 0; j < HC; ++j)
+#pragma unroll
+                for (int k = j; k < HC; ++k, ++gi) q += (j == k ? 1.0f : 2.0f) * (pre[j] * pre[k]) * g[gi];
+            const float inv = 1.0f / sqrtf(fmaxf(q, 0.0f) / float(D) + a.norm_eps);
+            if (ok) a.y[u * D + d] = v * inv * a.norm_w[d];
         }
     }
-    auto sinkhorn = [&] {
-        if (s == 0 && warp < nt)
-            sinkhorn_warp<HC>(s_mu + warp * mu_stride, a.base, a.scale, a.iters, a.eps,
-                              a.post_out + warp * HC, a.comb_out + warp * HC * HC);
-    };
-    if (a.norm_w == nullptr) {
-        sinkhorn();
-        return;
-    }
-    __syncthreads();  // warp 0's Σy² slices, released by thread 0's fence in grid_arrive
-    unsigned g0 = 0;
-    if (threadIdx.x == 0) g0 = grid_arrive(bar, unsigned(S));
-    sinkhorn();
-    if (threadIdx.x == 0) grid_wait(bar, g0);
-    __syncthreads();
-    if (warp != 0) return;
-#pragma unroll
-    for (int u = 0; u < TOK; ++u) {
-        if (u >= nt) continue;
-        float v = 0.0f;
-        for (int64_t j = lane; j < S; j += 32) v += __ldcg(yss + u * S + j);
-        v = warp_sum(v);
-        const float inv = 1.0f / sqrtf(v / float(D) + a.norm_eps);
-        if (ok) a.y[u * D + d] = yv[u] * inv * a.norm_w[d];
-    }
+    if (s == 0 && warp < nt)
+        mix_gates_warp<HC>(s_mu + warp * mu_stride, a.base, a.scale, a.iters, a.eps, a.defer,
+                           a.post_out + warp * HC, a.comb_out + warp * HC * HC);
 }
 
 // NOTE: (kThreads, 1): with the plain bound ptxas capped hc 2/3 at 64–80 registers and spilled 16–24 B;
@@ -509,7 +517,8 @@ __device__ __forceinline__ void coop_finish(const MixArgs& a, const float (&x)[T
 template <int HC, bool kPost, bool kCoop>
 __global__ void __launch_bounds__(kThreads, 1) hc_mix_fused_kernel(MixArgs a) {
     constexpr int M = (2 + HC) * HC, TOK = mix_tok(HC), R = (M + kWarps - 1) / kWarps;
-    __shared__ float s_post[TOK][HC], s_comb[TOK][HC * HC], s_mu[TOK][M + 1], s_pre[TOK][HC];
+    constexpr int RW = part_rows<HC, kCoop>();  // partial rows per token
+    __shared__ float s_post[TOK][HC], s_comb[TOK][HC * HC], s_mu[TOK][RW], s_pre[TOK][HC];
     __shared__ float s_red[TOK][kWarps], s_inv[TOK];
     __shared__ unsigned s_last;
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
@@ -600,17 +609,34 @@ __global__ void __launch_bounds__(kThreads, 1) hc_mix_fused_kernel(MixArgs a) {
         if (m < M) {
 #pragma unroll
             for (int u = 0; u < TOK; ++u) {
+                if (u >= nt) continue;  // warp-uniform: no butterflies for absent tokens (decode: 1 of 8)
                 const float v = warp_sum(acc[r][u]);
-                if (lane == 0 && u < nt) a.part[((t0 + u) * (M + 1) + m) * S + s] = v;
+                if (lane == 0) a.part[((t0 + u) * RW + m) * S + s] = v;
             }
         }
     }
     if (warp == 0) {
 #pragma unroll
         for (int u = 0; u < TOK; ++u) {
+            if (u >= nt) continue;
             const float v = warp_sum(ss[u]);
-            if (lane == 0 && u < nt) a.part[((t0 + u) * (M + 1) + M) * S + s] = v;
+            if (lane == 0) a.part[((t0 + u) * RW + M) * S + s] = v;
         }
+    }
+    if (kCoop) {  // the slice's Gram matrix per token: pair g on warp g % kWarps
+        int g = 0;
+#pragma unroll
+        for (int j = 0; j < HC; ++j)
+#pragma unroll
+            for (int k = j; k < HC; ++k, ++g) {
+                if (g % kWarps != warp) continue;
+#pragma unroll
+                for (int u = 0; u < TOK; ++u) {
+                    if (u >= nt) continue;
+                    const float v = warp_sum(x[u][j] * x[u][k]);
+                    if (lane == 0) a.part[((t0 + u) * RW + M + 1 + g) * S + s] = v;
+                }
+            }
     }
     // ---- 3: the last CTA of the tile finishes it; kCoop: every CTA goes on after a grid barrier. Fences
     // as cooperative groups' grid sync: the CTA barrier, then thread 0 alone fences (release) before its
@@ -619,7 +645,7 @@ __global__ void __launch_bounds__(kThreads, 1) hc_mix_fused_kernel(MixArgs a) {
     __syncthreads();
     unsigned* bar = kCoop ? a.arrivals + (kMaxArrivals - 2) : nullptr;
     if (kCoop) {
-        if (threadIdx.x == 0) grid_wait(bar, grid_arrive(bar, unsigned(S)));
+        if (threadIdx.x == 0) grid_sync(bar, unsigned(S), s == 0);
         __syncthreads();
     } else if (S > 1) {
         if (threadIdx.x == 0) {
@@ -630,96 +656,254 @@ __global__ void __launch_bounds__(kThreads, 1) hc_mix_fused_kernel(MixArgs a) {
         __syncthreads();
         if (s_last == 0u) return;
     }
-    // reduce: warp per (token, row), lanes over slices in order, 4 rows per warp in flight
-    const int nq = nt * (M + 1);
-    for (int q0 = warp; q0 < nq; q0 += 4 * kWarps) {
-        float v[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-        int64_t off[4];  // rows past nq re-read row q0 (valid), their sums are dropped
+    // reduce: warp per (token, row), lanes over slices in order, kFly rows per warp in flight (decode, one
+    // token: every row of the token in one round trip)
+    // kCoop: only CTA 0 needs every row (post and comb); the others reduce the rows of pre, Σx² and the
+    // Gram matrix (row r of the shortened list is r for r < HC, else M + r − HC)
+    constexpr int kFly = 8;
+    const int nr = kCoop && s != 0 ? HC + 1 + gram_rows(HC) : RW;
+    const auto row_of = [&](int r) { return kCoop && s != 0 && r >= HC ? M + r - HC : r; };
+    const int nq = nt * nr;
+    for (int q0 = warp; q0 < nq; q0 += kFly * kWarps) {
+        float v[kFly];
+        int64_t off[kFly];  // rows past nq re-read row q0 (valid), their sums are dropped
 #pragma unroll
-        for (int i = 0; i < 4; ++i) {
+        for (int i = 0; i < kFly; ++i) {
             const int q = q0 + i * kWarps < nq ? q0 + i * kWarps : q0;
-            off[i] = ((t0 + q / (M + 1)) * (M + 1) + q % (M + 1)) * S;
+            off[i] = ((t0 + q / nr) * RW + row_of(q % nr)) * S;
+            v[i] = 0.0f;
         }
 #pragma unroll 4
         for (int64_t j = lane; j < S; j += 32)
 #pragma unroll
-            for (int i = 0; i < 4; ++i) v[i] += __ldcg(a.part + off[i] + j);
+            for (int i = 0; i < kFly; ++i) v[i] += __ldcg(a.part + off[i] + j);
 #pragma unroll
-        for (int i = 0; i < 4; ++i) {
+        for (int i = 0; i < kFly; ++i) {
             const int q = q0 + i * kWarps;
             const float r = warp_sum(v[i]);
-            if (lane == 0 && q < nq) s_mu[q / (M + 1)][q % (M + 1)] = r;
+            if (lane == 0 && q < nq) s_mu[q / nr][row_of(q % nr)] = r;
         }
     }
     __syncthreads();
-    for (int q = threadIdx.x; q < nt * M; q += kThreads) {  // mu = ρ·dot, pre (cpu::hc_pre's formulas)
-        const int u = q / M, m = q % M;
+    const int mm = kCoop && s != 0 ? HC : M;                 // mix rows this CTA reduced
+    for (int q = threadIdx.x; q < nt * mm; q += kThreads) {  // mu = ρ·dot, pre (cpu::hc_pre's formulas)
+        const int u = q / mm, m = q % mm;
         const float rho = 1.0f / sqrtf(s_mu[u][M] / float(len) + a.norm_eps);
         const float v = s_mu[u][m] * rho;
         s_mu[u][m] = v;
         if (m < HC) s_pre[u][m] = sigmoid_dev(a.scale[0] * v + a.base[m]) + a.eps;
     }
     __syncthreads();
-    if (kCoop) {
-        coop_finish<HC, TOK>(a, x, &s_pre[0][0], &s_mu[0][0], M + 1, nt, bar);
+    if constexpr (kCoop) {
+        coop_finish<HC, TOK>(a, x, &s_pre[0][0], &s_mu[0][0], RW, nt);
         return;
-    }
-    if (warp < nt)
-        sinkhorn_warp<HC>(&s_mu[warp][0], a.base, a.scale, a.iters, a.eps, a.post_out + (t0 + warp) * HC,
-                          a.comb_out + (t0 + warp) * HC * HC);
-    // y: for 1–2 tokens (decode) warps nt.. form it while warps < nt run the Sinkhorn; for more tokens all
-    // warps do, after the Sinkhorn (a few warps alone would take longer than the Sinkhorn)
-    const int yw0 = nt <= 2 ? nt : 0;
-    const int64_t ty = threadIdx.x - 32 * yw0, ny = kThreads - 32 * yw0;
-    const float* xs = kPost ? a.Xout : a.X;
-    const bool vec = D % 4 == 0 && (reinterpret_cast<uintptr_t>(xs) & 15) == 0 &&
-                     (reinterpret_cast<uintptr_t>(a.y) & 15) == 0 &&
-                     (a.norm_w == nullptr || (reinterpret_cast<uintptr_t>(a.norm_w) & 15) == 0);
-    float ssq[TOK];
+    } else {  // the tile's last CTA finishes it
+        if (warp < nt)
+            mix_gates_warp<HC>(&s_mu[warp][0], a.base, a.scale, a.iters, a.eps, a.defer,
+                               a.post_out + (t0 + warp) * HC, a.comb_out + (t0 + warp) * HC * HC);
+        // y: for 1–2 tokens (decode) warps nt.. form it while warps < nt run the Sinkhorn; for more tokens
+        // all warps do, after the Sinkhorn (a few warps alone would take longer than the Sinkhorn)
+        const int yw0 = nt <= 2 ? nt : 0;
+        const int64_t ty = threadIdx.x - 32 * yw0, ny = kThreads - 32 * yw0;
+        const float* xs = kPost ? a.Xout : a.X;
+        const bool vec = D % 4 == 0 && (reinterpret_cast<uintptr_t>(xs) & 15) == 0 &&
+                         (reinterpret_cast<uintptr_t>(a.y) & 15) == 0 &&
+                         (a.norm_w == nullptr || (reinterpret_cast<uintptr_t>(a.norm_w) & 15) == 0);
+        float ssq[TOK];
 #pragma unroll
-    for (int u = 0; u < TOK; ++u) {
-        ssq[u] = 0.0f;
-        if (warp >= yw0 && u < nt) {
-            const float* xu = xs + (t0 + u) * len;
-            float* yu = a.y + (t0 + u) * D;
-            ssq[u] = vec ? mix_y<HC, true>(xu, D, s_pre[u], ty, ny, yu)
-                         : mix_y<HC, false>(xu, D, s_pre[u], ty, ny, yu);
-        }
-    }
-    // RMSNorm_w of y (cpu::rms_norm: inv = 1/sqrt(Σy²/D + eps), y·inv·w), Σy² over threads in order
-    if (a.norm_w == nullptr) return;
-#pragma unroll
-    for (int u = 0; u < TOK; ++u) {
-        const float v = warp_sum(ssq[u]);
-        if (lane == 0) s_red[u][warp] = v;
-    }
-    __syncthreads();
-    if (threadIdx.x < nt) {
-        float v = 0.0f;
-#pragma unroll
-        for (int w = 0; w < kWarps; ++w) v += s_red[threadIdx.x][w];
-        s_inv[threadIdx.x] = 1.0f / sqrtf(v / float(D) + a.norm_eps);
-    }
-    __syncthreads();
-    if (warp < yw0) return;
-#pragma unroll
-    for (int u = 0; u < TOK; ++u) {
-        if (u >= nt) continue;
-        const float inv = s_inv[u];
-        float* yu = a.y + (t0 + u) * D;
-        if (vec) {
-            for (int64_t d = 4 * ty; d < D; d += 4 * ny) {  // the thread's own y values (written above)
-                float4 v = *reinterpret_cast<const float4*>(yu + d);
-                const float4 w = *reinterpret_cast<const float4*>(a.norm_w + d);
-                v.x = v.x * inv * w.x;
-                v.y = v.y * inv * w.y;
-                v.z = v.z * inv * w.z;
-                v.w = v.w * inv * w.w;
-                *reinterpret_cast<float4*>(yu + d) = v;
+        for (int u = 0; u < TOK; ++u) {
+            ssq[u] = 0.0f;
+            if (warp >= yw0 && u < nt) {
+                const float* xu = xs + (t0 + u) * len;
+                float* yu = a.y + (t0 + u) * D;
+                ssq[u] = vec ? mix_y<HC, true>(xu, D, s_pre[u], ty, ny, yu)
+                             : mix_y<HC, false>(xu, D, s_pre[u], ty, ny, yu);
             }
-        } else {
-            for (int64_t d = ty; d < D; d += ny) yu[d] = yu[d] * inv * a.norm_w[d];
         }
+        // RMSNorm_w of y (cpu::rms_norm: inv = 1/sqrt(Σy²/D + eps), y·inv·w), Σy² over threads in order
+        if (a.norm_w == nullptr) return;
+#pragma unroll
+        for (int u = 0; u < TOK; ++u) {
+            const float v = warp_sum(ssq[u]);
+            if (lane == 0) s_red[u][warp] = v;
+        }
+        __syncthreads();
+        if (threadIdx.x < nt) {
+            float v = 0.0f;
+#pragma unroll
+            for (int w = 0; w < kWarps; ++w) v += s_red[threadIdx.x][w];
+            s_inv[threadIdx.x] = 1.0f / sqrtf(v / float(D) + a.norm_eps);
+        }
+        __syncthreads();
+        if (warp < yw0) return;
+#pragma unroll
+        for (int u = 0; u < TOK; ++u) {
+            if (u >= nt) continue;
+            const float inv = s_inv[u];
+            float* yu = a.y + (t0 + u) * D;
+            if (vec) {
+                for (int64_t d = 4 * ty; d < D; d += 4 * ny) {  // the thread's own y values (written above)
+                    float4 v = *reinterpret_cast<const float4*>(yu + d);
+                    const float4 w = *reinterpret_cast<const float4*>(a.norm_w + d);
+                    v.x = v.x * inv * w.x;
+                    v.y = v.y * inv * w.y;
+                    v.z = v.z * inv * w.z;
+                    v.w = v.w * inv * w.w;
+                    *reinterpret_cast<float4*>(yu + d) = v;
+                }
+            } else {
+                for (int64_t d = ty; d < D; d += ny) yu[d] = yu[d] * inv * a.norm_w[d];
+            }
+        }
+    }
+}
+
+// One token (batch-1 decode), cooperative: hc_mix_fused_kernel<HC, kPost, true>'s work for n = 1 without its
+// token-tile generality. That kernel runs ~1900 instructions per warp at ~16 cycles each (ncu: latency-bound
+// on issue, 40 % of it waiting on instruction fetch; 128-210 KB of code per instantiation), most of them the
+// predicated work of the 7 absent tokens of its 8-token tile, 64-bit index arithmetic and the general
+// reduction. Here, with 32-bit indices (hc·D·M < 2^31 is checked by the caller): CTA s owns columns
+// [32s, 32s + 32) (lane = column); warp w the mix rows w, w + 8, ... (R of them, fn prefetched before the PDL
+// wait); the partials part [RW, S] as in the cooperative kernel (rows: M dots, Σx'², Gram); one grid barrier;
+// CTA 0 reduces every row (post, comb), the others pre, Σx'² and Gram (float4 loads when S % 4 == 0, one per
+// lane per row at D 4096); warp 0 writes y (RMSNorm_w via the Gram matrix), CTA 0's warp 1 the gates.
+template <int HC, bool kPost>
+__global__ void __launch_bounds__(kThreads, 1) hc_site1_kernel(MixArgs a) {
+    constexpr int M = (2 + HC) * HC, R = (M + kWarps - 1) / kWarps, G = gram_rows(HC);
+    constexpr int RW = M + 1 + G, kRows = (RW + kWarps - 1) / kWarps;
+    __shared__ float s_pc[HC + HC * HC];  // kPost: post, comb
+    __shared__ float s_mu[RW], s_pre[HC];
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const int D = int(a.D), len = HC * D, S = int(gridDim.y), s = int(blockIdx.y), d = 32 * s + lane;
+    const bool ok = d < D;
+    float f[R][HC];
+#pragma unroll
+    for (int r = 0; r < R; ++r) {
+        const int m = warp + kWarps * r;
+#pragma unroll
+        for (int k = 0; k < HC; ++k) f[r][k] = m < M && ok ? __ldg(a.fn + m * len + k * D + d) : 0.0f;
+    }
+    pdl_wait();
+    float x[HC];
+    if constexpr (kPost) {
+        if (threadIdx.x < HC + HC * HC)
+            s_pc[threadIdx.x] = threadIdx.x < HC ? a.post[threadIdx.x] : a.comb[threadIdx.x - HC];
+        float xin[HC];
+#pragma unroll
+        for (int j = 0; j < HC; ++j) xin[j] = ok ? a.X[j * D + d] : 0.0f;
+        const float fv = ok ? a.F[d] : 0.0f;
+        __syncthreads();
+#pragma unroll
+        for (int k = 0; k < HC; ++k) {  // cpu::hc_post's order
+            float v = s_pc[k] * fv;
+#pragma unroll
+            for (int j = 0; j < HC; ++j) v += s_pc[HC + j * HC + k] * xin[j];
+            x[k] = ok ? v : 0.0f;
+        }
+        if (warp == 0 && ok)
+#pragma unroll
+            for (int k = 0; k < HC; ++k) a.Xout[k * D + d] = x[k];
+    } else {
+#pragma unroll
+        for (int k = 0; k < HC; ++k) x[k] = ok ? a.X[k * D + d] : 0.0f;
+    }
+    // partials of this CTA's 32 columns
+#pragma unroll
+    for (int r = 0; r < R; ++r) {
+        const int m = warp + kWarps * r;
+        if (m < M) {  // warp-uniform
+            float acc = 0.0f;
+#pragma unroll
+            for (int k = 0; k < HC; ++k) acc += f[r][k] * x[k];
+            acc = warp_sum(acc);
+            if (lane == 0) a.part[m * S + s] = acc;
+        }
+    }
+    {
+        int g = 0;  // warp 0: Σx'²; pair g of the Gram matrix on warp (g + 1) % kWarps
+        if (warp == 0) {
+            float v = 0.0f;
+#pragma unroll
+            for (int k = 0; k < HC; ++k) v += x[k] * x[k];
+            v = warp_sum(v);
+            if (lane == 0) a.part[M * S + s] = v;
+        }
+#pragma unroll
+        for (int j = 0; j < HC; ++j)
+#pragma unroll
+            for (int k = j; k < HC; ++k, ++g)
+                if ((g + 1) % kWarps == warp) {
+                    const float v = warp_sum(x[j] * x[k]);
+                    if (lane == 0) a.part[(M + 1 + g) * S + s] = v;
+                }
+    }
+    __syncthreads();
+    if (threadIdx.x == 0) grid_sync(a.arrivals + (kMaxArrivals - 2), unsigned(S), s == 0);
+    __syncthreads();
+    // reduce (fixed order: a lane's slices in order, then the butterfly); row i of the shortened list of a
+    // CTA other than 0 is i for i < HC, else M + i − HC
+    const int nr = s == 0 ? RW : HC + 1 + G;
+    const bool vec4 = S % 4 == 0;
+    float v[kRows];
+#pragma unroll
+    for (int i = 0; i < kRows; ++i) {
+        const int q = warp + kWarps * i;
+        const int row = s != 0 && q >= HC ? M + q - HC : q;
+        v[i] = 0.0f;
+        if (q < nr) {
+            const float* p = a.part + row * S;
+            if (vec4) {
+#pragma unroll 1
+                for (int j = 4 * lane; j < S; j += 128) {
+                    const float4 t = __ldcg(reinterpret_cast<const float4*>(p + j));
+                    v[i] += t.x;
+                    v[i] += t.y;
+                    v[i] += t.z;
+                    v[i] += t.w;
+                }
+            } else {
+#pragma unroll 1
+                for (int j = lane; j < S; j += 32) v[i] += __ldcg(p + j);
+            }
+        }
+    }
+#pragma unroll
+    for (int i = 0; i < kRows; ++i) {
+        const int q = warp + kWarps * i;
+        if (q < nr) {  // warp-uniform
+            const int row = s != 0 && q >= HC ? M + q - HC : q;
+            const float r = warp_sum(v[i]);
+            if (lane == 0) s_mu[row] = r;
+        }
+    }
+    __syncthreads();
+    if (threadIdx.x < (s == 0 ? M : HC)) {  // mu = ρ·dot, pre (cpu::hc_pre's formulas)
+        const int m = threadIdx.x;
+        const float rho = 1.0f / sqrtf(s_mu[M] / float(len) + a.norm_eps);
+        const float mu = s_mu[m] * rho;
+        s_mu[m] = mu;
+        if (m < HC) s_pre[m] = sigmoid_dev(a.scale[0] * mu + a.base[m]) + a.eps;
+    }
+    __syncthreads();
+    if (warp == 0) {
+        float y = 0.0f;
+#pragma unroll
+        for (int j = 0; j < HC; ++j) y += s_pre[j] * x[j];
+        if (a.norm_w != nullptr) {
+            float q = 0.0f;
+            int gi = 0;
+#pragma unroll
+            for (int j = 0; j < HC; ++j)
+#pragma unroll
+                for (int k = j; k < HC; ++k, ++gi)
+                    q += (j == k ? 1.0f : 2.0f) * (s_pre[j] * s_pre[k]) * s_mu[M + 1 + gi];
+            const float inv = 1.0f / sqrtf(fmaxf(q, 0.0f) / float(D) + a.norm_eps);
+            if (ok) a.y[d] = y * inv * a.norm_w[d];
+        } else if (ok) {
+            a.y[d] = y;
+        }
+    } else if (warp == 1 && s == 0) {
+        mix_gates_warp<HC>(s_mu, a.base, a.scale, a.iters, a.eps, a.defer, a.post_out, a.comb_out);
     }
 }
 
@@ -783,12 +967,16 @@ bool coop_fits(int64_t S) {
 
 // DSV4_HC_COOP: 1 (default) = a decode-sized call (one token tile, 32 columns per CTA, all CTAs resident)
 // finishes on every CTA after a grid barrier (coop_finish); 0 = the last CTA finishes alone.
+// A one-token call (batch-1 decode) takes hc_site1_kernel when its S CTAs fit at once.
 template <int HC, bool kPost>
 void mix_fused_launch_t(const MixArgs& a, const MixPlan& p, cudaStream_t s) {
     static const int mode = env_choice("DSV4_HC_COOP", 1, 1);
     const dim3 grid(unsigned(p.tiles), unsigned(p.S));
-    if (mode == 1 && p.tiles == 1 && p.chunk == kMixCols && p.S >= 2 &&
-        coop_fits<hc_mix_fused_kernel<HC, kPost, true>>(p.S))
+    const bool coop = mode == 1 && p.tiles == 1 && p.chunk == kMixCols && p.S >= 2;
+    const bool idx32 = int64_t((2 + HC) * HC) * HC * a.D < (int64_t(1) << 31);  // hc_site1_kernel's indices
+    if (coop && a.n == 1 && idx32 && coop_fits<hc_site1_kernel<HC, kPost>>(p.S))
+        launch_pdl_coop(hc_site1_kernel<HC, kPost>, grid, kThreads, 0, s, a);
+    else if (coop && coop_fits<hc_mix_fused_kernel<HC, kPost, true>>(p.S))
         launch_pdl_coop(hc_mix_fused_kernel<HC, kPost, true>, grid, kThreads, 0, s, a);
     else
         launch_pdl(hc_mix_fused_kernel<HC, kPost, false>, grid, kThreads, 0, s, a);
@@ -868,6 +1056,20 @@ __global__ void __launch_bounds__(kThreads)
     }
 }
 
+// hc_sinkhorn: warp w of CTA b projects token 8b + w's comb logits in place.
+template <int HC>
+__global__ void __launch_bounds__(kThreads) hc_sinkhorn_kernel(float* comb, int64_t n, int iters, float eps) {
+    pdl_wait();
+    const int64_t t = int64_t(blockIdx.x) * kWarps + (threadIdx.x >> 5);
+    if (t >= n) return;
+    float* c = comb + t * HC * HC;
+    sinkhorn_project<HC>([&](int e) { return c[e]; }, iters, eps, c);
+}
+template <int HC>
+void sinkhorn_launch(float* comb, int64_t n, int iters, float eps, cudaStream_t s) {
+    launch_pdl(hc_sinkhorn_kernel<HC>, ceil_div_u(n, kWarps), kThreads, 0, s, comb, n, iters, eps);
+}
+
 __global__ void hc_expand_kernel(const float* h, int64_t n, int hc, int64_t D, float* X) {
     pdl_wait();
     const int64_t e = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
@@ -880,13 +1082,15 @@ __global__ void hc_expand_kernel(const float* h, int64_t n, int hc, int64_t D, f
 int64_t hc_work_floats(int64_t n, int64_t hc, int64_t D) {
     if (n <= 0 || hc < 1 || D <= 0) return 0;
     const int64_t S = std::max(hc_plan(n, hc, D).S, mix_plan(n, hc, D).S);  // head split path, fused path
-    return n * ((2 + hc) * hc + 2) * S;  // + [n, S] Σy² slices of the cooperative path
+    return n * ((2 + hc) * hc + 1 + hc * (hc + 1) / 2) * S;  // part_rows of the cooperative path
 }
 
 Status hc_pre(const float* X, int64_t n, int64_t hc, int64_t D, const float* fn, const float* base,
               const float* scale, int sinkhorn_iters, double hc_eps, double norm_eps, float* y, float* post,
-              float* comb, cudaStream_t s, float* work, const float* norm_w) {
+              float* comb, cudaStream_t s, float* work, const float* norm_w, bool defer_sinkhorn) {
     if (hc < 1 || hc > kMaxHc) return error("cuda::hc_pre: hc_mult {} outside [1, {}]", hc, kMaxHc);
+    if (defer_sinkhorn && (work == nullptr || D <= 0))
+        return error("cuda::hc_pre: a deferred Sinkhorn needs the workspace path (work and D > 0)");
     if (n == 0) return Status::ok();
     if (work != nullptr && D > 0) {
         MixArgs a{};
@@ -895,6 +1099,7 @@ Status hc_pre(const float* X, int64_t n, int64_t hc, int64_t D, const float* fn,
         a.y = y, a.post_out = post, a.comb_out = comb, a.part = work;
         a.n = n, a.D = D, a.iters = sinkhorn_iters;
         a.eps = float(hc_eps), a.norm_eps = float(norm_eps);
+        a.defer = defer_sinkhorn;
         return hc_fused_launch(a, hc, false, s);
     }
     launch_pdl(hc_pre_kernel, unsigned(n), kThreads, 0, s, X, int(hc), D, fn, base, scale, sinkhorn_iters,
@@ -907,9 +1112,11 @@ Status hc_pre(const float* X, int64_t n, int64_t hc, int64_t D, const float* fn,
 Status hc_post_pre(const float* X, const float* F, const float* post, const float* comb, int64_t n,
                    int64_t hc, int64_t D, float* Xout, const float* fn, const float* base, const float* scale,
                    int sinkhorn_iters, double hc_eps, double norm_eps, const float* norm_w, float* y,
-                   float* post_out, float* comb_out, float* work, cudaStream_t s) {
+                   float* post_out, float* comb_out, float* work, cudaStream_t s, bool defer_sinkhorn) {
     if (hc < 1 || hc > kMaxHc) return error("cuda::hc_post_pre: hc_mult {} outside [1, {}]", hc, kMaxHc);
     if (X == Xout) return error("cuda::hc_post_pre: Xout must not alias X");
+    if (defer_sinkhorn && (work == nullptr || D <= 0))
+        return error("cuda::hc_post_pre: a deferred Sinkhorn needs the workspace path (work and D > 0)");
     if (n == 0) return Status::ok();
     if (work == nullptr || D <= 0) {  // unfused composition (no workspace)
         DSV4_TRY(hc_post(X, F, post, comb, n, hc, D, Xout, s));
@@ -922,7 +1129,42 @@ Status hc_post_pre(const float* X, const float* F, const float* post, const floa
     a.y = y, a.post_out = post_out, a.comb_out = comb_out, a.part = work;
     a.n = n, a.D = D, a.iters = sinkhorn_iters;
     a.eps = float(hc_eps), a.norm_eps = float(norm_eps);
+    a.defer = defer_sinkhorn;
     return hc_fused_launch(a, hc, true, s);
+}
+
+Status hc_sinkhorn(float* comb, int64_t n, int64_t hc, int sinkhorn_iters, double hc_eps, cudaStream_t s) {
+    if (hc < 1 || hc > kMaxHc) return error("cuda::hc_sinkhorn: hc_mult {} outside [1, {}]", hc, kMaxHc);
+    if (n == 0) return Status::ok();
+    const float eps = float(hc_eps);
+    switch (hc) {
+        case 1:
+            sinkhorn_launch<1>(comb, n, sinkhorn_iters, eps, s);
+            break;
+        case 2:
+            sinkhorn_launch<2>(comb, n, sinkhorn_iters, eps, s);
+            break;
+        case 3:
+            sinkhorn_launch<3>(comb, n, sinkhorn_iters, eps, s);
+            break;
+        case 4:
+            sinkhorn_launch<4>(comb, n, sinkhorn_iters, eps, s);
+            break;
+        case 5:
+            sinkhorn_launch<5>(comb, n, sinkhorn_iters, eps, s);
+            break;
+        case 6:
+            sinkhorn_launch<6>(comb, n, sinkhorn_iters, eps, s);
+            break;
+        case 7:
+            sinkhorn_launch<7>(comb, n, sinkhorn_iters, eps, s);
+            break;
+        default:
+            sinkhorn_launch<8>(comb, n, sinkhorn_iters, eps, s);
+            break;
+    }
+    DSV4_CUDA_LAUNCH_CHECK("hc_sinkhorn_kernel");
+    return Status::ok();
 }
 
 Status hc_post(const float* X, const float* F, const float* post, const float* comb, int64_t n, int64_t hc,

@@ -29,6 +29,10 @@ Result<double> measure_sgemm_tflops(int64_t M, int64_t N, int64_t K, int reps);
 enum class LinearBench { plain, multi, glu };
 Result<double> bench_linear_us(DType dt, int64_t n_tok, int64_t N, int64_t K, int reps, int64_t groups = 1,
                                LinearBench kind = LinearBench::plain);
+// One mHC site boundary (hc_post_pre with the sublayer RMSNorm, n tokens, fn sets rotated over > 2× L2)
+// or the deferred Sinkhorn alone; reps chained calls in one CUDA graph, median µs per call.
+enum class HcBench { post_pre, post_pre_deferred, sinkhorn };
+Result<double> bench_hc_us(int64_t n, int64_t hc, int64_t D, int reps, HcBench kind);
 // The FP8 tensor-core GEMM (fp8_gemm_sm90.cu) on random FP8 or FP4 weights, activations quantized once
 // outside the timing: groups = 1 one dense fp8_gemm_q of M rows × (N, K); groups = E one fp8_gemm_grouped_q
 // over E experts of M pairs each. Weight sets rotated over > 2× L2; verified first against FP8 rounding +

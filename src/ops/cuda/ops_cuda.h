@@ -183,17 +183,24 @@ Status scale(float* x, int64_t count, float a, cudaStream_t s);
 // per-stream arrival counters created by the first such call on a stream (refused under graph capture:
 // run one forward on the stream first). docs/kernels/hc.md.
 // norm_w [D] (optional): y = RMSNorm_{norm_w}(y) with eps norm_eps (the model uses rms_norm_eps for both).
+// defer_sinkhorn (workspace path only): comb gets the raw comb logits C = α2·μ + base instead of the
+// Sinkhorn projection, which hc_sinkhorn(comb) then runs in place — e.g. on a side stream, off the
+// critical path (the next hc_post_pre is the first reader of comb).
 int64_t hc_work_floats(int64_t n, int64_t hc, int64_t D);
 Status hc_pre(const float* X, int64_t n, int64_t hc, int64_t D, const float* fn, const float* base,
               const float* scale, int sinkhorn_iters, double hc_eps, double norm_eps, float* y, float* post,
-              float* comb, cudaStream_t s, float* work = nullptr, const float* norm_w = nullptr);
+              float* comb, cudaStream_t s, float* work = nullptr, const float* norm_w = nullptr,
+              bool defer_sinkhorn = false);
 // One site boundary: Xout = hc_post(X, F, post, comb), then (y, post_out, comb_out) = hc_pre(Xout) of the
 // next site (fn, base, scale) and y = RMSNorm_{norm_w}(y) when norm_w is non-null. post_out/comb_out may
 // alias post/comb; Xout must not alias X. work: as above (null: hc_post + phase-A hc_pre + rms_norm).
 Status hc_post_pre(const float* X, const float* F, const float* post, const float* comb, int64_t n,
                    int64_t hc, int64_t D, float* Xout, const float* fn, const float* base, const float* scale,
                    int sinkhorn_iters, double hc_eps, double norm_eps, const float* norm_w, float* y,
-                   float* post_out, float* comb_out, float* work, cudaStream_t s);
+                   float* post_out, float* comb_out, float* work, cudaStream_t s,
+                   bool defer_sinkhorn = false);
+// The Sinkhorn projection of [n, hc, hc] comb logits in place (after a defer_sinkhorn hc_pre/hc_post_pre).
+Status hc_sinkhorn(float* comb, int64_t n, int64_t hc, int sinkhorn_iters, double hc_eps, cudaStream_t s);
 Status hc_post(const float* X, const float* F, const float* post, const float* comb, int64_t n, int64_t hc,
                int64_t D, float* Xout, cudaStream_t s);
 Status hc_head(const float* X, int64_t n, int64_t hc, int64_t D, const float* fn, const float* base,
