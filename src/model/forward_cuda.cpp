@@ -670,6 +670,8 @@ struct CudaForward::Impl {
         float *o, *u;
         DSV4_TRY_ASSIGN(o, ws.get<float>(N * H * dh));
         DSV4_TRY_ASSIGN(u, ws.get<float>(N * G * ro));
+        cuda::OutRope derot;  // the attention output's inverse RoPE (REF: after the attention)
+        derot.off = nope, derot.n_pairs = rd / 2, derot.pos = S.pos, derot.inv_freq = inv;
         if (S.dec) {  // one pool of every sequence's keys, one attention call
             int64_t max_keys = W;
             if (m == 4) max_keys += cfg.index_topk;
@@ -682,13 +684,13 @@ struct CudaForward::Impl {
             int32_t* idx;
             DSV4_TRY_ASSIGN(pool, ws.get<float>(N * max_keys * dh));
             DSV4_TRY_ASSIGN(idx, ws.get<int32_t>(N * max_keys));
-            DSV4_TRY(cuda::ring_write_decode(kv, S.dec_layer(il), N, W, dh, stream));
+            // the ring write of this step's kv in the gather (its newest window key)
             DSV4_TRY(cuda::gather_keys_decode(S.dec_layer(il), N, W, m, sel, cfg.index_topk, max_keys, dh,
-                                              pool, idx, stream));
+                                              pool, idx, stream, kv));
             float* aw;
             DSV4_TRY_ASSIGN(aw, ws.get<float>(cuda::sink_attention_work_floats(N, H, dh, max_keys)));
             DSV4_TRY(cuda::sink_attention(q, N, H, dh, pool, nullptr, INT64_MAX, idx, max_keys, L.attn_sink,
-                                          1.0f / std::sqrt(float(dh)), o, stream, aw));
+                                          1.0f / std::sqrt(float(dh)), o, stream, aw, &derot));
         } else {
             for (const Seq& sq : S.seqs) {
                 DevLayerState& st = sq.st->layers[size_t(il)];
@@ -706,14 +708,16 @@ struct CudaForward::Impl {
                 DSV4_TRY(cuda::build_attn_index(sq.p0, sq.n, W, n_hist, m, n_cmp,
                                                 sel ? sel + sq.off * cfg.index_topk : nullptr, cfg.index_topk,
                                                 max_keys, idx, stream));
-                DSV4_TRY(cuda::sink_attention(
-                    q + sq.off * H * dh, sq.n, H, dh, pool, m ? st.cmp.entries : nullptr, n_hist + sq.n, idx,
-                    max_keys, L.attn_sink, 1.0f / std::sqrt(float(dh)), o + sq.off * H * dh, stream, aw));
+                cuda::OutRope dr = derot;
+                dr.pos = S.pos + sq.off;
+                DSV4_TRY(cuda::sink_attention(q + sq.off * H * dh, sq.n, H, dh, pool,
+                                              m ? st.cmp.entries : nullptr, n_hist + sq.n, idx, max_keys,
+                                              L.attn_sink, 1.0f / std::sqrt(float(dh)), o + sq.off * H * dh,
+                                              stream, aw, &dr));
                 DSV4_TRY(cuda::ring_write(qkv, sq.n, dh, sq.p0, W, st.ring, stream));
             }
         }
-        // 6. de-rotation, grouped low-rank output
-        DSV4_TRY(cuda::rope(o, N, H, dh, nope, rd / 2, S.pos, inv, true, stream));
+        // 6. de-rotation (in sink_attention: derot), grouped low-rank output
         mark("attn.core");
         const int64_t gin = H * dh / G;
         std::vector<cuda::LinearSeg> wo_a;  // the G groups in one launch (few tokens)

@@ -75,23 +75,30 @@ using cpu_vec = std::vector<float>;
 // Pool rows [0, pool) are kv (the window pool), [pool, pool + pool2) kv2 (compressed entries, passed as
 // the second segment with split = pool; pool2 = 0: one pool). The first min(keys, pool) slots of a query
 // pick window rows, the rest compressed ones; ~1/5 of the slots are −1. Query 1 has no keys at all,
-// query 2 no holes. misalign: kv2 starts 4 bytes past a 16 B boundary (the 4-byte copy path).
+// query 2 no holes. misalign: kv2 starts 4 bytes past a 16 B boundary (the 4-byte copy path). rope: the
+// output's inverse RoPE on its last `rope` dims (pairs from an offset, positions 7, 1007, ...) against
+// cpu::rope after cpu::sink_attention (fused into the merge kernel, or a rope launch after).
 struct SinkAttentionSplitCase : OpCase {
     struct P {
         int64_t n, H, d, pool, pool2, max_keys;
         bool misalign;
+        int64_t rope = 0;
     } p;
-    cpu_vec q, kv, sink;  // kv: both pools, [pool + pool2, d]
+    cpu_vec q, kv, sink, inv_freq;  // kv: both pools, [pool + pool2, d]
+    std::vector<int64_t> pos;
     std::vector<int32_t> idx;
     std::string op() const override { return "sink_attention"; }
     std::string vars() const override {
-        return fmt::format("n={},H={},d={},pool={}+{},keys={},path=split{}", p.n, p.H, p.d, p.pool, p.pool2,
-                           p.max_keys, p.misalign ? ",misaligned" : "");
+        return fmt::format("n={},H={},d={},pool={}+{},keys={},path=split{}{}", p.n, p.H, p.d, p.pool, p.pool2,
+                           p.max_keys, p.misalign ? ",misaligned" : "",
+                           p.rope ? fmt::format(",rope={}", p.rope) : "");
     }
     void init(Rng& rng) override {
         q = rng.uniform_vec(p.n * p.H * p.d, -1.0f, 1.0f);
         kv = rng.uniform_vec((p.pool + p.pool2) * p.d, -1.0f, 1.0f);
         sink = rng.uniform_vec(p.H, -1.0f, 1.0f);
+        inv_freq = rng.uniform_vec(std::max<int64_t>(p.rope / 2, 1), 0.0001f, 1.0f);
+        for (int64_t t = 0; t < p.n; ++t) pos.push_back(7 + 1000 * t);
         idx.assign(size_t(p.n * p.max_keys), -1);
         for (int64_t t = 0; t < p.n; ++t) {
             if (t == 1) continue;
@@ -107,6 +114,8 @@ struct SinkAttentionSplitCase : OpCase {
         HostWeight s = f32_weight(sink, 1, p.H);
         cpu::sink_attention(q.data(), p.n, p.H, p.d, kv.data(), idx.data(), p.max_keys, s.ref,
                             1.0f / std::sqrt(float(p.d)), o.f(0));
+        if (p.rope)
+            cpu::rope(o.f(0), p.n, p.H, p.d, p.d - p.rope, p.rope / 2, pos.data(), inv_freq.data(), true);
     }
 #if DSV4_HAVE_CUDA
     Status run_cuda(Dev& dev, const Outs& o) override {
@@ -123,13 +132,19 @@ struct SinkAttentionSplitCase : OpCase {
         float* work = poisoned_work(dev, wf);
         const float *dq = dev.up(q), *dsink = dev.up(sink);
         const int32_t* didx = dev.up(idx);
+        cuda::OutRope ro;
+        if (p.rope)
+            ro.off = p.d - p.rope, ro.n_pairs = p.rope / 2, ro.pos = dev.up(pos),
+            ro.inv_freq = dev.up(inv_freq);
         return run_twice(dev, o, outputs(), work, wf, [&] {
             return cuda::sink_attention(dq, p.n, p.H, p.d, dkv, dkv2, split, didx, p.max_keys, dsink,
-                                        1.0f / std::sqrt(float(p.d)), o.f(0), dev.stream, work);
+                                        1.0f / std::sqrt(float(p.d)), o.f(0), dev.stream, work,
+                                        p.rope ? &ro : nullptr);
         });
     }
 #endif
 };
+// (rope: the fused de-rotation at decode shapes, odd shapes, an odd offset and one split: a rope launch)
 // decode CSA (window 128 + top-k 512 over two pools), 3 queries, an SWA layer (window only), odd heads
 // and widths with keys not a multiple of the 16-key tile (aligned and misaligned second pool), several
 // tiles per split (2100 and 400 keys), two head groups with a partial one (H 17), one split (n·groups ≥ 264:
@@ -139,7 +154,10 @@ DSV4_OP_CASES(SinkAttentionSplitCase, {1, 64, 512, 128, 700, 640, false}, {3, 64
               {1, 16, 512, 128, 3000, 2100, false}, {20, 5, 72, 30, 500, 400, false},
               {3, 17, 12, 5, 5, 33, true}, {17, 8, 64, 40, 40, 100, false}, {80, 64, 64, 100, 60, 96, false},
               {2, 3, 8, 1, 0, 1, false}, {2, 64, 512, 10, 5, 0, false}, {2, 4, 70, 20, 10, 12, false},
-              {1, 2, 1024, 20, 10, 40, false});
+              {1, 2, 1024, 20, 10, 40, false}, {1, 64, 512, 128, 700, 640, false, 64},
+              {3, 64, 512, 128, 300, 640, false, 64}, {2, 5, 72, 30, 50, 45, false, 6},
+              {17, 8, 64, 40, 40, 100, false, 10}, {2, 4, 70, 20, 10, 12, false, 8},
+              {2, 5, 72, 30, 50, 45, false, 7}, {80, 64, 64, 100, 60, 96, false, 16});
 
 // ------------------------------------------------------------------------- hc_post_pre, hc_pre + norm
 // The fused site boundary against the composition of the CPU ops: Xout = cpu::hc_post(X, F, post, comb),
@@ -211,13 +229,15 @@ struct HcPostPreCase : OpCase {
 // multiple of 4 (scalar y path), 2 tokens (y warps beside the Sinkhorn warps), hc 8 (tiles of 4, 64
 // Sinkhorn elements on 32 lanes), hc 3, hc 1 at D 1, D < 32, one slice per tile (n 2200: ≥ 264 tiles);
 // deferred Sinkhorn on the cooperative (n 1, 3) and the last-CTA paths, hc 8 (two elements per lane); the
-// one-token kernel at hc 8 and with a slice count not a multiple of 4 (D 200: 7 slices, scalar reduction)
+// one-token kernel at hc 8 (D 1024: at D 4096 the 8×8 Sinkhorn of random logits ~±16 amplifies the f32
+// reordering of the 32768-term dots to ~1.1e-5 on comb, over the 1e-5 budget) and with a slice count not a
+// multiple of 4 (D 200: 7 slices, scalar reduction)
 DSV4_OP_CASES(HcPostPreCase, {1, 4, 4096, true}, {5, 4, 4096, false}, {300, 4, 4096, true},
               {3, 2, 1000, false}, {9, 2, 333, true}, {7, 4, 4095, false}, {2, 4, 100, false},
               {5, 8, 129, true}, {3, 3, 50, false}, {1, 1, 1, false}, {1, 4, 7, true}, {2200, 4, 40, false},
               {1, 4, 4096, true, true}, {3, 4, 4096, false, true}, {300, 4, 4096, true, true},
               {5, 8, 129, true, true}, {2, 8, 4096, false, true}, {40, 8, 4096, false, true},
-              {1, 8, 4096, false, true}, {1, 3, 200, true}, {1, 4, 200, false, true});
+              {1, 8, 1024, false, true}, {1, 3, 200, true}, {1, 4, 200, false, true});
 
 // hc_pre with the sublayer RMSNorm folded in (norm_w): the one-launch split path (split) or phase A +
 // cuda::rms_norm (no workspace), against cpu::hc_pre then cpu::rms_norm.

@@ -309,7 +309,7 @@ __global__ void __launch_bounds__(kSaThreads, 2)
 // M = max(sink, m_s), splits in order.
 __global__ void __launch_bounds__(kSaMergeThreads)
     sink_attention_merge_kernel(const float* part_o, const float* part_m, const float* part_l, int64_t H,
-                                int64_t d, int64_t splits, const float* sink, float* out) {
+                                int64_t d, int64_t splits, const float* sink, float* out, OutRope ro) {
     pdl_wait();
     __shared__ float w[kSaMaxSplits];
     __shared__ float denom;
@@ -329,10 +329,20 @@ __global__ void __launch_bounds__(kSaMergeThreads)
         }
     }
     __syncthreads();
-    if (i >= d) return;
     float acc = 0.0f;
-    for (int64_t s = 0; s < splits; ++s) acc += w[s] * part_o[(row * splits + s) * d + i];
-    out[row * d + i] = acc / denom;
+    if (i < d)
+        for (int64_t s = 0; s < splits; ++s) acc += w[s] * part_o[(row * splits + s) * d + i];
+    float v = acc / denom;
+    if (ro.n_pairs > 0) {  // inverse RoPE of pair (off + 2p, off + 2p + 1): lanes 2p', 2p' + 1 (off even)
+        const float other = __shfl_xor_sync(0xffffffffu, v, 1);
+        const int64_t j = i - ro.off;
+        if (j >= 0 && j < 2 * ro.n_pairs) {
+            const float angle = float(ro.pos[blockIdx.y]) * ro.inv_freq[j / 2];  // as rope_kernel
+            const float c = cosf(angle), sn = -sinf(angle);
+            v = (j % 2 == 0) ? v * c - other * sn : other * sn + v * c;
+        }
+    }
+    if (i < d) out[row * d + i] = v;
 }
 
 __global__ void compress_pool_kernel(const float* a, const float* z, int64_t slots, int64_t lda, int64_t ldz,
@@ -379,8 +389,14 @@ int64_t sink_attention_work_floats(int64_t n, int64_t H, int64_t d, int64_t max_
 
 Status sink_attention(const float* q, int64_t n, int64_t H, int64_t d, const float* kv, const float* kv2,
                       int64_t split, const int32_t* idx, int64_t max_keys, const float* sink, float scale,
-                      float* out, cudaStream_t s, float* work) {
+                      float* out, cudaStream_t s, float* work, const OutRope* rope) {
     if (n == 0 || H == 0) return Status::ok();
+    const OutRope ro = rope ? *rope : OutRope{};
+    // the inverse RoPE of out: in the merge kernel when there is one (pairs on adjacent lanes), else after
+    const auto rope_after = [&]() -> Status {
+        if (ro.n_pairs == 0) return Status::ok();
+        return cuda::rope(out, n, H, d, ro.off, ro.n_pairs, ro.pos, ro.inv_freq, true, s);
+    };
     if (work != nullptr && sa_split_supported(d)) {
         if (n > 65535) return error("cuda::sink_attention: {} queries exceed the grid", n);
         const SaPlan p = sa_plan(n, H, max_keys);
@@ -399,11 +415,14 @@ Status sink_attention(const float* q, int64_t n, int64_t H, int64_t d, const flo
         DSV4_CUDA_LAUNCH_CHECK("sink_attention_split_kernel");
         if (p.splits > 1) {
             const int64_t nd = (d + kSaMergeThreads - 1) / kSaMergeThreads;
+            const bool fuse = ro.off % 2 == 0 && kSaMergeThreads % 32 == 0;
+            OutRope mro = fuse ? ro : OutRope{};
             launch_pdl(sink_attention_merge_kernel, dim3(unsigned(H * nd), unsigned(n)), kSaMergeThreads, 0,
-                       s, part_o, part_m, part_l, H, d, p.splits, sink, out);
+                       s, part_o, part_m, part_l, H, d, p.splits, sink, out, mro);
             DSV4_CUDA_LAUNCH_CHECK("sink_attention_merge_kernel");
+            return fuse ? Status::ok() : rope_after();
         }
-        return Status::ok();
+        return rope_after();
     }
     const size_t smem = size_t(max_keys) * sizeof(float);
     if (smem > 200 * 1024)
@@ -414,7 +433,7 @@ Status sink_attention(const float* q, int64_t n, int64_t H, int64_t d, const flo
     launch_pdl(sink_attention_kernel, dim3(unsigned(H), unsigned(n)), kAttnThreads, smem, s, q, H, d, kv, kv2,
                split, idx, max_keys, sink, scale, out);
     DSV4_CUDA_LAUNCH_CHECK("sink_attention_kernel");
-    return Status::ok();
+    return rope_after();
 }
 
 Status compress_pool(const float* a, const float* z, int64_t slots, int64_t lda, int64_t ldz, int64_t d,

@@ -166,24 +166,22 @@ __global__ void __launch_bounds__(kIdxWarps * 32)
     }
 }
 
-__global__ void ring_decode_kernel(const float* kv, const DecodeSeq* seqs, int64_t W, int64_t d) {
-    pdl_wait();
-    const DecodeSeq& q = seqs[blockIdx.x];
-    float* row = q.ring + (q.p % W) * d;
-    for (int64_t i = threadIdx.x; i < d; i += blockDim.x) row[i] = kv[int64_t(blockIdx.x) * d + i];
-}
-
 // grid (max_keys, B): key k of sequence b = window position (oldest first) or compressed entry; pool row
 // b·max_keys + k, idx[b, k] that row or −1.
 __global__ void gather_keys_decode_kernel(const DecodeSeq* seqs, int64_t W, int64_t m, const int32_t* sel,
                                           int64_t topk, int64_t max_keys, int64_t d, float* pool,
-                                          int32_t* idx) {
+                                          int32_t* idx, const float* kv) {
     pdl_wait();
     const int64_t b = blockIdx.y, k = blockIdx.x;
     const DecodeSeq& q = seqs[b];
     const int64_t nw = q.p + 1 < W ? q.p + 1 : W;
     const float* src = nullptr;
-    if (k < nw) {
+    float* ring_row =
+        nullptr;  // kv: the newest key also goes to its ring slot (no other CTA reads that slot)
+    if (kv != nullptr && k == nw - 1) {
+        src = kv + b * d;
+        ring_row = q.ring + (q.p % W) * d;
+    } else if (k < nw) {
         src = q.ring + ((q.p - nw + 1 + k) % W) * d;
     } else if (m != 0) {
         const int64_t n_cmp = q.cmp.n_entries + ((q.p + 1) % m == 0 ? 1 : 0);  // after this step's emit
@@ -198,7 +196,11 @@ __global__ void gather_keys_decode_kernel(const DecodeSeq* seqs, int64_t W, int6
     if (threadIdx.x == 0) idx[b * max_keys + k] = src ? int32_t(b * max_keys + k) : -1;
     if (!src) return;
     float* dst = pool + (b * max_keys + k) * d;
-    for (int64_t i = threadIdx.x; i < d; i += blockDim.x) dst[i] = src[i];
+    for (int64_t i = threadIdx.x; i < d; i += blockDim.x) {
+        const float v = src[i];
+        dst[i] = v;
+        if (ring_row) ring_row[i] = v;
+    }
 }
 
 }  // namespace
@@ -240,20 +242,12 @@ Status indexer_scores_decode(const float* qi, const float* w, int64_t B, int64_t
     return Status::ok();
 }
 
-Status ring_write_decode(const float* kv, const DecodeSeq* seqs, int64_t B, int64_t W, int64_t d,
-                         cudaStream_t s) {
-    if (B == 0) return Status::ok();
-    launch_pdl(ring_decode_kernel, unsigned(B), 128, 0, s, kv, seqs, W, d);
-    DSV4_CUDA_LAUNCH_CHECK("ring_decode_kernel");
-    return Status::ok();
-}
-
 Status gather_keys_decode(const DecodeSeq* seqs, int64_t B, int64_t W, int64_t m, const int32_t* sel,
                           int64_t topk, int64_t max_keys, int64_t d, float* pool, int32_t* idx,
-                          cudaStream_t s) {
+                          cudaStream_t s, const float* kv) {
     if (B == 0 || max_keys == 0) return Status::ok();
     launch_pdl(gather_keys_decode_kernel, dim3(unsigned(max_keys), unsigned(B)), 128, 0, s, seqs, W, m, sel,
-               topk, max_keys, d, pool, idx);
+               topk, max_keys, d, pool, idx, kv);
     DSV4_CUDA_LAUNCH_CHECK("gather_keys_decode_kernel");
     return Status::ok();
 }

@@ -216,10 +216,18 @@ Status hc_expand(const float* h, int64_t n, int64_t hc, int64_t D, float* X, cud
 // path for d % 4 == 0 and d ≤ 512 (other d keep phase A): a CTA per (query, 16 heads, key split) shares
 // each key tile among its heads; with > 1 split a merge kernel adds the sink (deterministic).
 // docs/kernels/attention.md.
+// rope (optional): then out = rope(out, n, H, d, off, n_pairs, pos, inv_freq, inverse = true) — the
+// attention output's de-rotation, in the merge kernel when the split path merges (off even), else a rope
+// launch after.
+struct OutRope {
+    int64_t off = 0, n_pairs = 0;
+    const int64_t* pos = nullptr;
+    const float* inv_freq = nullptr;
+};
 int64_t sink_attention_work_floats(int64_t n, int64_t H, int64_t d, int64_t max_keys);
 Status sink_attention(const float* q, int64_t n, int64_t H, int64_t d, const float* kv, const float* kv2,
                       int64_t split, const int32_t* idx, int64_t max_keys, const float* sink, float scale,
-                      float* out, cudaStream_t s, float* work = nullptr);
+                      float* out, cudaStream_t s, float* work = nullptr, const OutRope* rope = nullptr);
 Status compress_pool(const float* a, const float* z, int64_t slots, int64_t lda, int64_t ldz, int64_t d,
                      float* C, cudaStream_t s);
 Status indexer_scores(const float* qi, const float* w, int64_t n, int64_t Hi, int64_t di, const float* keys,
@@ -244,14 +252,13 @@ Status compressor_decode(const float* a, const float* z, const float* ape, const
 // scores [B, max_keys] over each sequence's index keys (after this step's emit; −inf past them).
 Status indexer_scores_decode(const float* qi, const float* w, int64_t B, int64_t Hi, int64_t di,
                              const DecodeSeq* seqs, int64_t max_keys, float* scores, cudaStream_t s);
-Status ring_write_decode(const float* kv, const DecodeSeq* seqs, int64_t B, int64_t W, int64_t d,
-                         cudaStream_t s);
-// pool [B·max_keys, d], idx [B, max_keys]: each sequence's window keys (ring, after ring_write_decode), then
-// its compressed entries (sel [B, topk] when non-null, else all available) — the key lists of
-// build_attn_index.
+// pool [B·max_keys, d], idx [B, max_keys]: each sequence's window keys (its ring), then its compressed
+// entries (sel [B, topk] when non-null, else all available) — the key lists of build_attn_index.
+// kv [B, d]: this step's keys — the newest window key is read from kv and written to its ring slot (the
+// decode step's ring update); null: the ring already holds it.
 Status gather_keys_decode(const DecodeSeq* seqs, int64_t B, int64_t W, int64_t m, const int32_t* sel,
                           int64_t topk, int64_t max_keys, int64_t d, float* pool, int32_t* idx,
-                          cudaStream_t s);
+                          cudaStream_t s, const float* kv = nullptr);
 
 // ---- indexer_sm90.cu (prefill path of indexer_scores): the same scores, row stride ld ≥ n_keys (columns
 // n_keys .. ld−1 are −inf), through cuBLAS SGEMM (true fp32) in blocks of queries. work: at least
