@@ -154,6 +154,25 @@ TEST(CudaKernelLimits, TensorCoreKernelsRefuseLayoutsTheyCannotRead) {
     EXPECT_FALSE(cuda::linear_mma_ok(with(bf, [](WeightRef& w) { w.dtype = DType::f32; }), x, 256));
 }
 
+// A deferred Sinkhorn exists only on the workspace path (phase A would project comb, and hc_sinkhorn would
+// then project it twice): hc_pre / hc_post_pre refuse defer without a workspace, before any launch; and
+// hc_sinkhorn takes only the kernels' hc range. (No device needed: every call fails before the GPU.)
+TEST(CudaKernelLimits, DeferredSinkhornNeedsTheWorkspacePath) {
+    float buf[64] = {};
+    const float* c = buf;
+    const auto refused = [](const Status& s, const char* what) {
+        EXPECT_FALSE(s.is_ok());
+        if (!s.is_ok()) EXPECT_NE(s.message().find(what), std::string::npos) << s.message();
+    };
+    refused(cuda::hc_pre(c, 1, 4, 4, c, c, c, 20, 1e-6, 1e-6, buf, buf, buf, nullptr, nullptr, nullptr, true),
+            "deferred Sinkhorn needs the workspace");
+    refused(cuda::hc_post_pre(c, c, c, c, 1, 4, 4, buf + 16, c, c, c, 20, 1e-6, 1e-6, nullptr, buf, buf, buf,
+                              nullptr, nullptr, true),
+            "deferred Sinkhorn needs the workspace");
+    refused(cuda::hc_sinkhorn(buf, 1, 9, 20, 1e-6, nullptr), "hc_mult 9 outside");
+    refused(cuda::hc_sinkhorn(buf, 1, 0, 20, 1e-6, nullptr), "hc_mult 0 outside");
+}
+
 // The kernels' tuning switches (DSV4_LINEAR_MMA, DSV4_FP8_MMA_VARIANT): unset or bad values give the default.
 TEST(CudaKernelLimits, TuningSwitchesTakeOnlyTheirRange) {
     const char* name = "DSV4_TEST_ENV_CHOICE";

@@ -8,6 +8,7 @@
 #include <atomic>
 #include <map>
 #include <mutex>
+#include <type_traits>
 #include <utility>
 
 #include "ops/cuda/common.cuh"
@@ -390,7 +391,7 @@ struct MixArgs {
     const float* norm_w;  // [D] or null (y not normalised)
     float *y, *post_out, *comb_out;
     float* part;         // [n, M+1, S]
-    unsigned* arrivals;  // [tiles] when S > 1: zero on entry, left zero (the last two words: grid_sync)
+    unsigned* arrivals;  // [tiles] when S > 1: zero on entry, left zero (word kMaxArrivals − 2: grid_sync)
     int64_t n, D, chunk;
     int iters;
     float eps, norm_eps;
@@ -472,6 +473,19 @@ constexpr int part_rows() {
     return (2 + HC) * HC + 1 + (kCoop ? gram_rows(HC) : 0);
 }
 
+// 1/sqrt(Σy²/D + eps) of y = Σ_j pre_j·x'_j from the Gram rows g (gram_rows(HC) values, upper triangle,
+// row-major): Σy² = Σ_jk pre_j·pre_k·G_jk — what a cooperative CTA knows of the whole row after one barrier.
+template <int HC>
+__device__ __forceinline__ float gram_rms_inv(const float* pre, const float* g, int64_t D, float eps) {
+    float q = 0.0f;
+    int gi = 0;
+#pragma unroll
+    for (int j = 0; j < HC; ++j)
+#pragma unroll
+        for (int k = j; k < HC; ++k, ++gi) q += (j == k ? 1.0f : 2.0f) * (pre[j] * pre[k]) * g[gi];
+    return 1.0f / sqrtf(fmaxf(q, 0.0f) / float(D) + eps);
+}
+
 // The cooperative path after the grid barrier (every CTA has reduced the partials into s_mu / s_pre):
 // warp 0 forms y = Σ_j pre_j·x'_j for the CTA's 32 columns from the x' it still holds in registers, and with
 // norm_w RMSNorm_w(y) with Σy² = Σ_jk pre_j·pre_k·G_jk from the reduced Gram rows — every CTA has the whole
@@ -496,14 +510,7 @@ __device__ __forceinline__ void coop_finish(const MixArgs& a, const float (&x)[T
                 if (ok) a.y[u * D + d] = v;
                 continue;
             }
-            const float* g = s_mu + u * mu_stride + M + 1;
-            float q = 0.0f;
-            int gi = 0;
-#pragma unroll
-            for (int j = 0; j < HC; ++j)
-#pragma unroll
-                for (int k = j; k < HC; ++k, ++gi) q += (j == k ? 1.0f : 2.0f) * (pre[j] * pre[k]) * g[gi];
-            const float inv = 1.0f / sqrtf(fmaxf(q, 0.0f) / float(D) + a.norm_eps);
+            const float inv = gram_rms_inv<HC>(pre, s_mu + u * mu_stride + M + 1, D, a.norm_eps);
             if (ok) a.y[u * D + d] = v * inv * a.norm_w[d];
         }
     }
@@ -890,14 +897,7 @@ __global__ void __launch_bounds__(kThreads, 1) hc_site1_kernel(MixArgs a) {
 #pragma unroll
         for (int j = 0; j < HC; ++j) y += s_pre[j] * x[j];
         if (a.norm_w != nullptr) {
-            float q = 0.0f;
-            int gi = 0;
-#pragma unroll
-            for (int j = 0; j < HC; ++j)
-#pragma unroll
-                for (int k = j; k < HC; ++k, ++gi)
-                    q += (j == k ? 1.0f : 2.0f) * (s_pre[j] * s_pre[k]) * s_mu[M + 1 + gi];
-            const float inv = 1.0f / sqrtf(fmaxf(q, 0.0f) / float(D) + a.norm_eps);
+            const float inv = gram_rms_inv<HC>(s_pre, s_mu + M + 1, D, a.norm_eps);
             if (ok) a.y[d] = y * inv * a.norm_w[d];
         } else if (ok) {
             a.y[d] = y;
@@ -909,8 +909,9 @@ __global__ void __launch_bounds__(kThreads, 1) hc_site1_kernel(MixArgs a) {
 
 // Arrival counters of the fused path, per (device, stream): kMaxArrivals zeroed unsigned ints, created by
 // the first call that needs them on that stream (refused under graph capture: warm up first, as for
-// linear's GEMM scratch) and never freed. Every launch leaves them zero, so launches in stream order (and
-// graph replays on the capturing stream) can share them; two streams never do.
+// linear's GEMM scratch) and never freed. Every launch leaves the tile counters zero and grows grid_sync's
+// word by a multiple of its step, so launches in stream order (and graph replays on the capturing stream) can
+// share them; two streams never do.
 Result<unsigned*> arrival_counters(cudaStream_t s) {
     struct All {
         std::mutex mu;
@@ -989,6 +990,38 @@ void mix_fused_launch(const MixArgs& a, const MixPlan& p, bool post, cudaStream_
         mix_fused_launch_t<HC, false>(a, p, s);
 }
 
+// f(std::integral_constant<int, hc>{}) for hc in [1, kMaxHc] (the callers check the range): the one switch
+// from a runtime hc_mult to the kernels' template parameter.
+template <typename F>
+void with_hc(int64_t hc, F&& f) {
+    switch (hc) {
+        case 1:
+            f(std::integral_constant<int, 1>{});
+            break;
+        case 2:
+            f(std::integral_constant<int, 2>{});
+            break;
+        case 3:
+            f(std::integral_constant<int, 3>{});
+            break;
+        case 4:
+            f(std::integral_constant<int, 4>{});
+            break;
+        case 5:
+            f(std::integral_constant<int, 5>{});
+            break;
+        case 6:
+            f(std::integral_constant<int, 6>{});
+            break;
+        case 7:
+            f(std::integral_constant<int, 7>{});
+            break;
+        default:
+            f(std::integral_constant<int, 8>{});
+            break;
+    }
+}
+
 Status hc_fused_launch(MixArgs a, int64_t hc, bool post, cudaStream_t s) {
     const MixPlan p = mix_plan(a.n, hc, a.D);
     a.chunk = p.chunk;
@@ -998,32 +1031,7 @@ Status hc_fused_launch(MixArgs a, int64_t hc, bool post, cudaStream_t s) {
             return error("cuda::hc_pre: {} tiles exceed the arrival counters", p.tiles);
         DSV4_TRY_ASSIGN(a.arrivals, arrival_counters(s));
     }
-    switch (hc) {
-        case 1:
-            mix_fused_launch<1>(a, p, post, s);
-            break;
-        case 2:
-            mix_fused_launch<2>(a, p, post, s);
-            break;
-        case 3:
-            mix_fused_launch<3>(a, p, post, s);
-            break;
-        case 4:
-            mix_fused_launch<4>(a, p, post, s);
-            break;
-        case 5:
-            mix_fused_launch<5>(a, p, post, s);
-            break;
-        case 6:
-            mix_fused_launch<6>(a, p, post, s);
-            break;
-        case 7:
-            mix_fused_launch<7>(a, p, post, s);
-            break;
-        default:
-            mix_fused_launch<8>(a, p, post, s);
-            break;
-    }
+    with_hc(hc, [&](auto c) { mix_fused_launch<decltype(c)::value>(a, p, post, s); });
     DSV4_CUDA_LAUNCH_CHECK("hc_mix_fused_kernel");
     return Status::ok();
 }
@@ -1137,32 +1145,7 @@ Status hc_sinkhorn(float* comb, int64_t n, int64_t hc, int sinkhorn_iters, doubl
     if (hc < 1 || hc > kMaxHc) return error("cuda::hc_sinkhorn: hc_mult {} outside [1, {}]", hc, kMaxHc);
     if (n == 0) return Status::ok();
     const float eps = float(hc_eps);
-    switch (hc) {
-        case 1:
-            sinkhorn_launch<1>(comb, n, sinkhorn_iters, eps, s);
-            break;
-        case 2:
-            sinkhorn_launch<2>(comb, n, sinkhorn_iters, eps, s);
-            break;
-        case 3:
-            sinkhorn_launch<3>(comb, n, sinkhorn_iters, eps, s);
-            break;
-        case 4:
-            sinkhorn_launch<4>(comb, n, sinkhorn_iters, eps, s);
-            break;
-        case 5:
-            sinkhorn_launch<5>(comb, n, sinkhorn_iters, eps, s);
-            break;
-        case 6:
-            sinkhorn_launch<6>(comb, n, sinkhorn_iters, eps, s);
-            break;
-        case 7:
-            sinkhorn_launch<7>(comb, n, sinkhorn_iters, eps, s);
-            break;
-        default:
-            sinkhorn_launch<8>(comb, n, sinkhorn_iters, eps, s);
-            break;
-    }
+    with_hc(hc, [&](auto c) { sinkhorn_launch<decltype(c)::value>(comb, n, sinkhorn_iters, eps, s); });
     DSV4_CUDA_LAUNCH_CHECK("hc_sinkhorn_kernel");
     return Status::ok();
 }
