@@ -162,7 +162,9 @@ TEST(CudaKernelLimits, DeferredSinkhornNeedsTheWorkspacePath) {
     const float* c = buf;
     const auto refused = [](const Status& s, const char* what) {
         EXPECT_FALSE(s.is_ok());
-        if (!s.is_ok()) EXPECT_NE(s.message().find(what), std::string::npos) << s.message();
+        if (!s.is_ok()) {
+            EXPECT_NE(s.message().find(what), std::string::npos) << s.message();
+        }
     };
     refused(cuda::hc_pre(c, 1, 4, 4, c, c, c, 20, 1e-6, 1e-6, buf, buf, buf, nullptr, nullptr, nullptr, true),
             "deferred Sinkhorn needs the workspace");
